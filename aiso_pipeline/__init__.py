@@ -1,0 +1,1 @@
+"""aiso_pipeline: nightly AI-system observability with Dagster and DuckDB."""
