@@ -1,0 +1,87 @@
+"""Ingest one landing partition (stream × day) into DuckDB: stage, parse, classify, then replace the partition.
+
+Reading happens outside the write transaction (a file that fails to read must not abort the others); the
+partition's rows, quarantine and ingest log are then replaced in one transaction, so a rerun is idempotent
+and a crash leaves the previous state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from aiso_pipeline import warehouse
+from aiso_pipeline.config import DataDir
+from aiso_pipeline.ingest.landing import partition_files, preview, whole_file_problem
+from aiso_pipeline.ingest.prices import load_prices
+
+TEMP_TABLES = ("_lines", "_files", "_parsed", "_classified", "_price_intervals", "_prices")
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    stream: str
+    dt: str
+    files: int
+    files_quarantined: int
+    rows_read: int
+    rows_loaded: int
+    rows_duplicate: int
+    rows_quarantined: int
+    rows_unpriced: int
+    quarantine_reasons: dict[str, int]
+
+
+def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str, dt: str) -> IngestSummary:
+    files = partition_files(data, stream, dt)
+    if stream == "inference":
+        load_prices(con, data)
+    con.execute("CREATE OR REPLACE TEMP TABLE _lines (source_file VARCHAR, line_number BIGINT, payload VARCHAR)")
+    file_errors = {}
+    for f in files:
+        problem = whole_file_problem(f)
+        if problem is None:
+            try:
+                warehouse.run(con, f"ingest/sql/stage_{f.format}.sql", path=str(f.path), source_file=f.source_file)
+            except duckdb.Error as e:  # truncated gzip, corrupt Parquet, invalid UTF-8 further in, ...
+                problem = f"unreadable_file: {str(e).splitlines()[0]}"
+        if problem:
+            file_errors[f.source_file] = problem
+    non_empty = {name for (name,) in con.execute(
+        "SELECT DISTINCT source_file FROM _lines WHERE trim(payload) <> ''").fetchall()}
+    for f in files:
+        if f.source_file not in file_errors and f.source_file not in non_empty:
+            file_errors[f.source_file] = "empty_file"
+    con.execute("""CREATE OR REPLACE TEMP TABLE _files (source_file VARCHAR, file_format VARCHAR, file_bytes BIGINT,
+                   file_mtime TIMESTAMPTZ, file_error VARCHAR, error_payload VARCHAR)""")
+    if files:
+        con.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?, ?)", [
+            (f.source_file, f.format, f.bytes, f.mtime, file_errors.get(f.source_file),
+             preview(f) if f.source_file in file_errors else None) for f in files])
+
+    warehouse.run(con, f"ingest/sql/{stream}_parse.sql")
+    con.execute("DROP TABLE _lines")  # the raw text is no longer needed; free it before classifying
+    warehouse.run(con, f"ingest/sql/{stream}_classify.sql", dt=dt)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        warehouse.run(con, f"ingest/sql/{stream}_write.sql", dt=dt)
+        warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    summary = _summarize(con, stream, dt, len(files), len(file_errors))
+    for table in TEMP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return summary
+
+
+def _summarize(con, stream: str, dt: str, n_files: int, n_bad_files: int) -> IngestSummary:
+    read, loaded, dup, quarantined, unpriced = con.execute(
+        """SELECT count(*), count(*) FILTER (WHERE outcome = 'loaded'), count(*) FILTER (WHERE outcome = 'duplicate'),
+                  count(*) FILTER (WHERE outcome = 'quarantined'), count(*) FILTER (WHERE outcome = 'loaded' AND unpriced)
+           FROM _classified""").fetchone()
+    reasons = dict(con.execute(
+        """SELECT reason, count(*) FROM quality.quarantine WHERE stream = ? AND dt = ?
+           GROUP BY reason ORDER BY count(*) DESC, reason""", [stream, dt]).fetchall())
+    return IngestSummary(stream, dt, n_files, n_bad_files, read, loaded, dup, quarantined, unpriced, reasons)

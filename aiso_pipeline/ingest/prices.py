@@ -1,0 +1,87 @@
+"""The price table (CONTRACT section 4): validated, then loaded into a temp table `_prices` for pricing SQL."""
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from datetime import date
+
+import duckdb
+
+from aiso_pipeline.config import DEFAULT_PRICES, DataDir
+from aiso_pipeline.errors import AisoError
+
+COLUMNS = ["model_pattern", "valid_from", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok"]
+log = logging.getLogger(__name__)
+
+
+def ensure_prices(data: DataDir) -> None:
+    """Copy the shipped default price table into the data directory when there is none (CONTRACT section 1)."""
+    if not data.prices.exists():
+        data.prices.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DEFAULT_PRICES, data.prices)
+        log.info("no price table at %s: copied the default", data.prices)
+
+
+def read_prices(path) -> list[dict]:
+    """Rows of a price table, validated; an AisoError names the first bad line and how to fix it."""
+    if not path.exists():
+        raise AisoError(f"price table {path} does not exist: restore it or delete reference/ to get the default")
+    try:
+        rows = duckdb.read_csv(str(path), header=True, all_varchar=True).fetchall()
+        header = duckdb.read_csv(str(path), header=True, all_varchar=True).columns
+    except duckdb.Error as e:
+        raise AisoError(f"price table {path} cannot be read: {str(e).splitlines()[0]}") from e
+    missing = [c for c in COLUMNS[:4] if c not in header]
+    if missing:
+        raise AisoError(f"price table {path} lacks column(s) {', '.join(missing)}: its header must be {','.join(COLUMNS)}")
+    out = []
+    for line, values in enumerate(rows, start=2):
+        row = dict(zip(header, values))
+
+        def bad(what: str) -> AisoError:
+            return AisoError(f"price table {path}, line {line}: {what}; fix the line and rerun")
+
+        pattern = (row["model_pattern"] or "").strip()
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise bad(f"model_pattern {pattern!r} is not a regular expression ({e})")
+        if not pattern:
+            raise bad("model_pattern is empty")
+        try:
+            valid_from = date.fromisoformat((row["valid_from"] or "").strip())
+        except ValueError:
+            raise bad(f"valid_from {row['valid_from']!r} is not a date YYYY-MM-DD")
+        prices = {}
+        for col in COLUMNS[2:]:
+            raw = (row.get(col) or "").strip()
+            if col == "cached_input_per_mtok" and not raw:
+                prices[col] = None
+                continue
+            try:
+                prices[col] = float(raw)
+            except ValueError:
+                raise bad(f"{col} {raw!r} is not a number")
+            if not prices[col] >= 0:
+                raise bad(f"{col} {raw!r} is negative")
+        out.append({"row_number": line, "model_pattern": pattern, "valid_from": valid_from, **prices})
+    return out
+
+
+def load_prices(con: duckdb.DuckDBPyConnection, data: DataDir) -> int:
+    """Create temp table `_prices` from the data directory's price table. Returns its row count."""
+    ensure_prices(data)
+    rows = read_prices(data.prices)
+    con.execute("""CREATE OR REPLACE TEMP TABLE _prices (row_number INTEGER, model_pattern VARCHAR,
+                   valid_from TIMESTAMPTZ, input_per_mtok DOUBLE, output_per_mtok DOUBLE, cached_input_per_mtok DOUBLE)""")
+    con.executemany("INSERT INTO _prices VALUES (?, ?, ?, ?, ?, ?)", [
+        (r["row_number"], r["model_pattern"], r["valid_from"], r["input_per_mtok"], r["output_per_mtok"],
+         r["cached_input_per_mtok"] if r["cached_input_per_mtok"] is not None else r["input_per_mtok"])
+        for r in rows])
+    try:  # DuckDB's regex engine (RE2) rejects some Python-valid patterns, e.g. look-arounds
+        con.execute("SELECT count(*) FROM _prices WHERE regexp_full_match('', model_pattern)").fetchone()
+    except duckdb.Error as e:
+        raise AisoError(f"price table {data.prices}: a model_pattern is not valid RE2 syntax "
+                        f"({str(e).splitlines()[0]}); avoid look-arounds and backreferences") from e
+    return len(rows)
