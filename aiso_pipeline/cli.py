@@ -1,0 +1,169 @@
+"""The `aiso` command (CONTRACT section 8). Every failure ends in one line on stderr and a non-zero exit."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, datetime, timedelta, timezone
+
+from aiso_pipeline.config import DataDir, data_dir
+from aiso_pipeline.errors import AisoError
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD")
+
+
+def _yesterday() -> date:
+    return datetime.now(timezone.utc).date() - timedelta(days=1)
+
+
+def _landing_days(data: DataDir) -> list[str]:
+    days = {p.name.removeprefix("dt=") for s in ("inference", "product") if data.landing(s).is_dir()
+            for p in data.landing(s).glob("dt=*") if p.is_dir()}
+    return sorted(days)
+
+
+def _summary(data: DataDir) -> str:
+    import duckdb
+
+    con = duckdb.connect(str(data.warehouse), read_only=True)
+    rows = con.execute("""SELECT stream, count(DISTINCT dt), sum(rows_read), sum(rows_loaded), sum(rows_duplicate),
+                                 sum(rows_quarantined), count(file_error)
+                          FROM quality.ingest_log GROUP BY stream ORDER BY stream""").fetchall()
+    con.close()
+    return "\n".join(f"  {s:<9} {d} days: {r:,} rows read, {l:,} loaded, {dup:,} duplicate, {q:,} quarantined, "
+                     f"{f} file(s) quarantined whole" for s, d, r, l, dup, q, f in rows)
+
+
+def cmd_generate(args) -> None:
+    from aiso_pipeline.generate import generate
+
+    data = data_dir(args.data_dir)
+    end = args.end or _yesterday()
+    start = args.start or end - timedelta(days=args.days - 1)
+    result = generate(data.root, start, end, seed=args.seed, inferences_per_day=args.inferences_per_day,
+                      formats=args.format, malformed=not args.clean)
+    print(f"generated {result.inference_rows:,} inference and {result.product_rows:,} product rows for "
+          f"{start} .. {end} under {data.root / 'landing'}")
+
+
+def cmd_run(args) -> None:
+    from aiso_pipeline.runner import days_between, run_days
+
+    data = data_dir(args.data_dir)
+    if args.date and (args.start or args.end):
+        raise AisoError("give either --date or --start/--end, not both")
+    if args.date:
+        days = [args.date.isoformat()]
+    elif args.start and args.end:
+        days = days_between(args.start, args.end)
+    else:
+        raise AisoError("say which day(s): --date YYYY-MM-DD, or --start YYYY-MM-DD --end YYYY-MM-DD")
+    _preflight(data)
+    run_days(data, days)
+    print(f"ran {len(days)} day(s) {days[0]} .. {days[-1]}; warehouse: {data.warehouse}")
+    print(_summary(data))
+
+
+def cmd_demo(args) -> None:
+    from aiso_pipeline.generate import generate
+    from aiso_pipeline.runner import run_days
+
+    data = data_dir(args.data_dir)
+    data.root.mkdir(parents=True, exist_ok=True)
+    days = _landing_days(data)
+    if not days:
+        end = _yesterday()
+        start = end - timedelta(days=args.days - 1)
+        print(f"generating sample data for {start} .. {end} (seed {args.seed}) ...", flush=True)
+        generate(data.root, start, end, seed=args.seed)
+        days = _landing_days(data)
+    print(f"running {len(days)} day(s) {days[0]} .. {days[-1]} through the Dagster assets ...", flush=True)
+    run_days(data, days)
+    _write_dotenv(data)
+    print(f"""done. Outputs:
+  warehouse (open read-only): {data.warehouse}
+      duckdb {data.warehouse} -readonly -c "SELECT * FROM quality.ingest_log LIMIT 5"
+  reports: {data.reports}
+{_summary(data)}
+Open the Dagster UI (runs, assets, checks):  aiso ui   (or: dagster dev, in the repo root)""")
+
+
+def _write_dotenv(data: DataDir) -> None:
+    """`dagster dev` reads .env in the repo root: point it at this data directory and its Dagster instance."""
+    if os.path.exists("workspace.yaml") and not os.path.exists(".env"):
+        with open(".env", "w") as fh:
+            fh.write(f"AISO_DATA_DIR={data.root}\nDAGSTER_HOME={data.dagster_home}\n")
+
+
+def cmd_ui(args) -> None:
+    from aiso_pipeline.runner import dagster_instance
+
+    data = data_dir(args.data_dir)
+    _preflight(data)
+    dagster_instance(data)  # creates <data>/.dagster with the project's instance settings
+    os.environ["AISO_DATA_DIR"] = str(data.root)
+    os.execvp("dagster", ["dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w",
+                          str(args.workspace)])
+
+
+def _preflight(data: DataDir) -> None:
+    """Catch the common setup mistakes before starting Dagster, each with one clear line."""
+    from aiso_pipeline.ingest.landing import require_landing
+    from aiso_pipeline.ingest.prices import ensure_prices, read_prices
+
+    for stream in ("inference", "product"):
+        require_landing(data, stream)
+    ensure_prices(data)
+    read_prices(data.prices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aiso", description="aiso_pipeline: AI-system observability, nightly.")
+    parser.add_argument("--data-dir", help="data directory (default: $AISO_DATA_DIR, else ./data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="generate sample data (when there is none) and run every day")
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="the nightly run for one day or a range of days")
+    p.add_argument("--date", type=_date)
+    p.add_argument("--start", type=_date)
+    p.add_argument("--end", type=_date)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("generate", help="write deterministic sample landing files")
+    p.add_argument("--start", type=_date)
+    p.add_argument("--end", type=_date, help="default: yesterday (UTC)")
+    p.add_argument("--days", type=int, default=14, help="days ending at --end when --start is not given")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--inferences-per-day", type=int, default=6000)
+    p.add_argument("--format", choices=["mixed", "jsonl", "parquet"], default="mixed")
+    p.add_argument("--clean", action="store_true", help="no malformed rows or files")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1 for this data directory")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--workspace", default="workspace.yaml")
+    p.set_defaults(func=cmd_ui)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except AisoError as e:
+        print(f"aiso: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aiso: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

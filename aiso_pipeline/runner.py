@@ -1,0 +1,68 @@
+"""Run the Dagster `nightly` job for days, on a Dagster instance that lives under the data directory."""
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date, timedelta
+
+import dagster as dg
+
+from aiso_pipeline import warehouse
+from aiso_pipeline.config import DataDir
+from aiso_pipeline.errors import AisoError
+
+INSTANCE_TEMPLATE = warehouse.PACKAGE_ROOT / "instance" / "dagster.yaml"
+
+
+def dagster_instance(data: DataDir) -> dg.DagsterInstance:
+    """The persistent Dagster instance in <data>/.dagster, so runs show up in `dagster dev`."""
+    home = data.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def days_between(start: date, end: date) -> list[str]:
+    if end < start:
+        raise AisoError(f"--end {end} is before --start {start}: swap them")
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def _failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """One line: the user-facing cause of the first failed step."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            chain = []
+            while error is not None:
+                chain.append(error)
+                error = error.cause
+            chosen = next((e for e in chain if e.cls_name == "AisoError"), chain[-1])
+            message = chosen.message.strip().splitlines()[-1] if chosen.message.strip() else chosen.cls_name
+            message = message.removeprefix("aiso_pipeline.errors.AisoError: ")
+            return f"step {event.step_key} failed: {message}"
+    return "the run failed (see the run's logs in the Dagster UI)"
+
+
+def run_days(data: DataDir, days: list[str], log_level: str = "WARNING") -> None:
+    """Materialize every asset for each day in order, then publish warehouse.duckdb for analysts."""
+    from aiso_pipeline.definitions import defs
+    from aiso_pipeline.defs.resources import DAILY
+
+    instance = dagster_instance(data)
+    job = defs.resolve_job_def("nightly")
+    valid = set(DAILY.get_partition_keys(dynamic_partitions_store=instance))
+    for day in days:
+        if day not in valid:
+            raise AisoError(f"{day} is outside the partitions ({DAILY.start.date()} .. tomorrow): pick a day in range")
+    for day in days:
+        result = job.execute_in_process(
+            partition_key=day, instance=instance, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}},
+                        "resources": {"warehouse": {"config": {"data_dir": str(data.root)}}}},
+        )
+        if not result.success:
+            raise AisoError(f"run for {day} failed: {_failure_message(result)}")
+    warehouse.publish(data)
