@@ -1,0 +1,704 @@
+"""Frequentist A/B statistics on per-variant sufficient statistics.
+
+Modelled on GrowthBook's gbstats frequentist engine (packages/stats/gbstats: frequentist/tests.py,
+models/tests.py, models/statistics.py, utils.py) so the numbers match its published test fixtures:
+Welch t-tests on absolute and relative lift (delta method), ratio metrics by the delta method, CUPED with
+theta pooled over both arms, asymptotic confidence sequences for peeking, chi-square SRM, Holm / BH
+correction, a relative MDE (GrowthBook's power.ts), and the ship / stop / keep_running / invalid decision.
+
+Pure numpy/scipy/statsmodels: no Dagster or DuckDB here. Nothing raises on data-shaped problems (too few
+units, zero variance, zero control mean, missing arms): those give NaN estimates and `significant=False`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+NAN = float("nan")
+Alternative = Literal["two-sided", "greater", "less"]
+Harm = Literal["increase", "decrease"]
+
+DEFAULT_ALPHA = 0.05
+DEFAULT_SRM_THRESHOLD = 0.001
+DEFAULT_SEQUENTIAL_TUNING = 5000.0
+DEFAULT_POWER = 0.8
+
+# The contract columns of marts.experiment_readouts that come from statistics, in order, then the extras.
+READOUT_COLUMNS = (
+    "experiment_id", "metric", "variant", "control_variant", "is_guardrail", "units", "mean",
+    "control_mean", "abs_lift", "rel_lift", "ci_low", "ci_high", "p_value", "p_value_adjusted",
+    "significant", "srm_p_value", "srm_flag", "mde", "decision",
+)
+EXTRA_COLUMNS = ("metric_role", "control_units", "abs_ci_low", "abs_ci_high", "abs_p_value", "ci_level")
+
+
+# --------------------------------------------------------------------------------------------------
+# Sufficient statistics (one per variant per metric)
+# --------------------------------------------------------------------------------------------------
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b != 0 and np.isfinite(b) else NAN
+
+
+def _sample_variance(n: float, s: float, ss: float) -> float:
+    # Unbiased (n - 1) variance from sums, as gbstats SampleMeanStatistic; undefined below 2 units.
+    return (ss - s * s / n) / (n - 1) if n >= 2 else NAN
+
+
+def _sample_covariance(n: float, sa: float, sb: float, sab: float) -> float:
+    # gbstats compute_covariance for sample-mean components.
+    return (sab - sa * sb / n) / (n - 1) if n >= 2 else NAN
+
+
+@dataclass(frozen=True)
+class SampleMean:
+    """A per-unit metric (e.g. conversion 0/1, revenue per user): unit count, sum and sum of squares."""
+
+    n: int
+    sum: float
+    sum_squares: float
+
+    @property
+    def mean(self) -> float:
+        return _div(self.sum, self.n)
+
+    @property
+    def variance(self) -> float:
+        return _sample_variance(self.n, self.sum, self.sum_squares)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of per-unit sums, e.g. success_rate = sum(successes) / sum(requests) over users.
+
+    Units (users), not requests, are independent, so the variance comes from the per-user numerator and
+    denominator by the delta method (gbstats RatioStatistic), not from a binomial over requests.
+    """
+
+    n: int
+    m_sum: float
+    m_sum_squares: float
+    d_sum: float
+    d_sum_squares: float
+    m_d_sum_of_products: float
+
+    @property
+    def mean(self) -> float:
+        return _div(self.m_sum, self.d_sum)
+
+    @property
+    def covariance(self) -> float:
+        return _sample_covariance(self.n, self.m_sum, self.d_sum, self.m_d_sum_of_products)
+
+    @property
+    def variance(self) -> float:
+        """Per-unit delta-method variance of the ratio (divide by n for the variance of the estimate)."""
+        if self.n < 2:
+            return NAN
+        return variance_of_ratios(
+            self.m_sum / self.n, _sample_variance(self.n, self.m_sum, self.m_sum_squares),
+            self.d_sum / self.n, _sample_variance(self.n, self.d_sum, self.d_sum_squares),
+            self.covariance,
+        )
+
+
+@dataclass(frozen=True)
+class Cuped:
+    """A per-unit metric with the same metric over the pre-exposure period, for CUPED.
+
+    Units without pre-period data contribute 0 to the pre sums, as in GrowthBook.
+    """
+
+    n: int
+    sum: float
+    sum_squares: float
+    pre_sum: float
+    pre_sum_squares: float
+    post_pre_sum_of_products: float
+
+    @property
+    def post(self) -> SampleMean:
+        return SampleMean(self.n, self.sum, self.sum_squares)
+
+    @property
+    def pre(self) -> SampleMean:
+        return SampleMean(self.n, self.pre_sum, self.pre_sum_squares)
+
+    @property
+    def mean(self) -> float:
+        """The unadjusted post-period mean (what gets reported)."""
+        return self.post.mean
+
+    @property
+    def covariance(self) -> float:
+        return _sample_covariance(self.n, self.sum, self.pre_sum, self.post_pre_sum_of_products)
+
+    def adjusted_mean(self, theta: float) -> float:
+        return self.post.mean - theta * self.pre.mean
+
+    def adjusted_variance(self, theta: float) -> float:
+        """Per-unit variance of Y - theta * X (gbstats RegressionAdjustedStatistic.variance)."""
+        if self.n < 2:
+            return NAN
+        return self.post.variance + theta**2 * self.pre.variance - 2 * theta * self.covariance
+
+
+Stat = SampleMean | Ratio | Cuped
+
+
+def variance_of_ratios(mean_m: float, var_m: float, mean_d: float, var_d: float, cov_m_d: float) -> float:
+    """Delta-method variance of M / D (gbstats utils.variance_of_ratios)."""
+    if mean_d == 0 or not np.isfinite(mean_d):
+        return NAN
+    return var_m / mean_d**2 + var_d * mean_m**2 / mean_d**4 - 2 * cov_m_d * mean_m / mean_d**3
+
+
+def cuped_theta(control: Cuped, treatment: Cuped) -> float:
+    """theta = Cov(post, pre) / Var(pre), pooled over both arms (gbstats compute_theta).
+
+    Pooling keeps one adjustment for both arms, so the adjusted difference stays unbiased. 0 means no
+    usable pre-period variation, in which case gbstats (and we) fall back to the unadjusted test.
+    """
+    n = control.n + treatment.n
+    if n < 2:
+        return 0.0
+    s, ss = control.sum + treatment.sum, control.sum_squares + treatment.sum_squares
+    ps, pss = control.pre_sum + treatment.pre_sum, control.pre_sum_squares + treatment.pre_sum_squares
+    var_post, var_pre = _sample_variance(n, s, ss), _sample_variance(n, ps, pss)
+    if not (var_pre > 0 and var_post > 0):
+        return 0.0
+    cov = _sample_covariance(n, s, ps, control.post_pre_sum_of_products + treatment.post_pre_sum_of_products)
+    return float(cov / var_pre)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pairwise moments: the point estimates and variances every test below works from
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Control (a) vs treatment (b): estimator means, per-unit variances and the relative-lift variance."""
+
+    n_a: int
+    n_b: int
+    mean_a: float  # estimator mean (CUPED-adjusted when theta != 0)
+    mean_b: float
+    unadjusted_mean_a: float  # reported means
+    unadjusted_mean_b: float
+    var_a: float  # per-unit variance of the estimator
+    var_b: float
+    rel_variance: float  # variance of the relative lift estimate (already divided by n)
+    theta: float = 0.0
+
+    @property
+    def abs_lift(self) -> float:
+        return self.mean_b - self.mean_a
+
+    @property
+    def abs_variance(self) -> float:
+        return self.var_b / self.n_b + self.var_a / self.n_a if self.n_a > 0 and self.n_b > 0 else NAN
+
+    @property
+    def rel_lift(self) -> float:
+        # gbstats frequentist_diff: divide by |unadjusted control mean| so the sign follows the absolute lift.
+        base = self.unadjusted_mean_a
+        return (self.mean_b - self.mean_a) / abs(base) if base != 0 and np.isfinite(base) else NAN
+
+    @property
+    def dof(self) -> float:
+        return welch_dof(self.var_a, self.n_a, self.var_b, self.n_b)
+
+
+def _relative_variance(mean_a: float, var_a: float, n_a: int, mean_b: float, var_b: float, n_b: int) -> float:
+    # gbstats utils.frequentist_variance (relative): delta method for mean_b / mean_a, arms independent.
+    if n_a <= 0 or n_b <= 0:
+        return NAN
+    return variance_of_ratios(mean_b, var_b / n_b, mean_a, var_a / n_a, 0.0)
+
+
+def _cuped_relative_variance(a: Cuped, b: Cuped, theta: float) -> float:
+    # gbstats models/tests.frequentist_variance_relative_cuped: delta method for
+    # (adj_b - adj_a) / |post_a|, where the control post mean sits in numerator and denominator.
+    mu_a, mu_b = a.post.mean, b.post.mean
+    if not (a.n > 0 and b.n > 0) or mu_a == 0 or not np.isfinite(mu_a):
+        return NAN
+    v_trt = b.adjusted_variance(theta) / (b.n * mu_a**2)
+    const = -mu_b
+    v_ctrl = (
+        a.post.variance * const**2 / mu_a**2
+        + 2 * theta * a.covariance * const / mu_a
+        + theta**2 * a.pre.variance
+    ) / (a.n * mu_a**2)
+    return v_trt + v_ctrl
+
+
+def moments(control: Stat, treatment: Stat) -> Moments | None:
+    """Moments for a control/treatment pair of the same kind; None when the kinds cannot be compared.
+
+    A Cuped arm paired with a SampleMean arm is compared on the post-period only.
+    """
+    a, b = control, treatment
+    if isinstance(a, Cuped) != isinstance(b, Cuped) and not (isinstance(a, Ratio) or isinstance(b, Ratio)):
+        a, b = (a.post if isinstance(a, Cuped) else a), (b.post if isinstance(b, Cuped) else b)
+    if isinstance(a, Cuped) and isinstance(b, Cuped):
+        theta = cuped_theta(a, b)
+        if theta != 0:
+            return Moments(
+                a.n, b.n, a.adjusted_mean(theta), b.adjusted_mean(theta), a.mean, b.mean,
+                a.adjusted_variance(theta), b.adjusted_variance(theta),
+                _cuped_relative_variance(a, b, theta), theta,
+            )
+        a, b = a.post, b.post  # no pre-period signal: plain test, as gbstats does
+    if type(a) is not type(b):
+        return None
+    return Moments(
+        a.n, b.n, a.mean, b.mean, a.mean, b.mean, a.variance, b.variance,
+        _relative_variance(a.mean, a.variance, a.n, b.mean, b.variance, b.n),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Tests: fixed-horizon Welch t-test and asymptotic confidence sequences
+# --------------------------------------------------------------------------------------------------
+
+
+def welch_dof(var_a: float, n_a: float, var_b: float, n_b: float) -> float:
+    """Welch-Satterthwaite degrees of freedom (gbstats TTest.dof)."""
+    if n_a < 2 or n_b < 2:
+        return NAN
+    num = (var_b / n_b + var_a / n_a) ** 2
+    den = var_b**2 / (n_b**2 * (n_b - 1)) + var_a**2 / (n_a**2 * (n_a - 1))
+    return num / den if den > 0 else NAN
+
+
+def sequential_rho(alpha: float, tuning: float = DEFAULT_SEQUENTIAL_TUNING, two_sided: bool = True) -> float:
+    """Mixture parameter for the asymptotic confidence sequence (eq. 161, Waudby-Smith et al. 2023).
+
+    `tuning` is the total sample size at which the sequence is tightest (gbstats default 5000).
+    """
+    a = alpha if two_sided else 2 * alpha
+    return math.sqrt((-2 * math.log(a) + math.log(-2 * math.log(a) + 1)) / tuning)
+
+
+def sequential_halfwidth(s2: float, n: float, alpha: float, rho: float) -> float:
+    """Two-sided confidence-sequence half-width (eq. 9); s2 = n * Var(estimate), n = total units."""
+    nr2 = n * rho**2
+    return math.sqrt(s2) * math.sqrt(2 * (nr2 + 1) * math.log(math.sqrt(nr2 + 1) / alpha) / (n * rho) ** 2)
+
+
+def sequential_halfwidth_one_sided(s2: float, n: float, alpha: float, rho: float) -> float:
+    """One-sided confidence-sequence half-width (eq. 134)."""
+    nr2 = n * rho**2
+    return math.sqrt(s2 * 2 * (nr2 + 1) / (n * rho) ** 2 * math.log(1 + math.sqrt(nr2 + 1) / (2 * alpha)))
+
+
+# gbstats searches the one-sided sequential p-value within this bracket; we solve it in closed form.
+_SEQ_ONE_SIDED_P_MIN, _SEQ_ONE_SIDED_P_MAX = 1e-5, 0.4999
+
+
+@dataclass(frozen=True)
+class Inference:
+    """One scale (absolute or relative) of one comparison."""
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+_NO_INFERENCE = Inference(NAN, NAN, NAN, NAN, NAN)
+
+
+def _infer(
+    est: float, var: float, dof: float, n: int, *, alpha: float, alternative: Alternative,
+    sequential: bool, tuning: float,
+) -> Inference:
+    if not (np.isfinite(est) and var > 0 and np.isfinite(var) and (sequential or dof > 0)):
+        return Inference(est, NAN, NAN, NAN, NAN)
+    se = math.sqrt(var)
+    if not sequential:
+        # gbstats TwoSidedTTest / OneSidedTreatment{Greater,Lesser}TTest; sf instead of 1 - cdf keeps tiny p.
+        t_stat = est / se
+        if alternative == "two-sided":
+            hw = float(sps.t.ppf(1 - alpha / 2, dof)) * se
+            return Inference(est, se, est - hw, est + hw, float(2 * sps.t.sf(abs(t_stat), dof)))
+        hw = float(sps.t.ppf(1 - alpha, dof)) * se
+        if alternative == "greater":
+            return Inference(est, se, est - hw, math.inf, float(sps.t.sf(t_stat, dof)))
+        return Inference(est, se, -math.inf, est + hw, float(sps.t.cdf(t_stat, dof)))
+
+    s2 = var * n
+    if alternative == "two-sided":
+        # gbstats SequentialTwoSidedTTest: CI from eq. 9, p-value = 1 / e-value (eq. 155).
+        rho = sequential_rho(alpha, tuning, two_sided=True)
+        hw = sequential_halfwidth(s2, n, alpha, rho)
+        nr2p1 = n * rho**2 + 1
+        st2 = est**2 * n / var  # gbstats' reparameterised S_t^2 / (t sigma^2); makes p < alpha <=> 0 outside CI
+        log_e = rho**2 * st2 / (2 * nr2p1) - 0.5 * math.log(nr2p1)  # log e-value, in logs to avoid overflow
+        p = 1.0 if log_e <= 0 else math.exp(-log_e)
+        return Inference(est, se, est - hw, est + hw, p)
+    # gbstats SequentialOneSidedTreatment{Greater,Lesser}TTest. rho stays at the test's alpha while the
+    # p-value is the alpha at which the one-sided bound touches 0; gbstats bisects for it within
+    # [1e-5, 0.4999], here solved exactly from eq. 134 and clipped to the same bracket.
+    rho = sequential_rho(alpha, tuning, two_sided=False)
+    hw = sequential_halfwidth_one_sided(s2, n, alpha, rho)
+    nr2 = n * rho**2
+    toward = est > 0 if alternative == "greater" else est < 0
+    if not toward:
+        p = _SEQ_ONE_SIDED_P_MAX
+    else:
+        big_l = est**2 * (n * rho) ** 2 / (2 * s2 * (nr2 + 1))  # log(1 + sqrt(nr2+1)/(2 alpha)) at the crossing
+        p_exact = math.sqrt(nr2 + 1) / (2 * math.expm1(big_l)) if big_l < 700 else 0.0
+        p = min(max(p_exact, _SEQ_ONE_SIDED_P_MIN), _SEQ_ONE_SIDED_P_MAX)
+    if alternative == "greater":
+        return Inference(est, se, est - hw, math.inf, p)
+    return Inference(est, se, -math.inf, est + hw, p)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Treatment vs control. `p_value`/`ci_*` are on the relative lift, `abs_*` on the absolute lift.
+
+    `mean`/`control_mean` are unadjusted; with CUPED the lifts use the adjusted means (as gbstats does),
+    so abs_lift need not equal mean - control_mean. `error` says why inference is missing, if it is.
+    """
+
+    units: int
+    control_units: int
+    mean: float
+    control_mean: float
+    abs_lift: float
+    abs_se: float
+    abs_ci_low: float
+    abs_ci_high: float
+    abs_p_value: float
+    rel_lift: float
+    rel_se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    dof: float
+    theta: float
+    alternative: str
+    sequential: bool
+    error: str | None = None
+
+
+def compare(
+    control: Stat,
+    treatment: Stat,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    alternative: Alternative = "two-sided",
+    sequential: bool = False,
+    sequential_tuning_parameter: float = DEFAULT_SEQUENTIAL_TUNING,
+) -> Comparison:
+    """Welch t-test (or confidence sequence when `sequential`) of treatment vs control on both scales.
+
+    alternative: "two-sided"; "greater" tests treatment > control; "less" tests treatment < control.
+    """
+    m = moments(control, treatment)
+    n_a, n_b = int(getattr(control, "n", 0) or 0), int(getattr(treatment, "n", 0) or 0)
+    if m is None:
+        return _empty_comparison(control, treatment, alternative, sequential, "incomparable statistic types")
+    error = None
+    if n_a < 2 or n_b < 2:
+        error = "fewer than 2 units in an arm"
+    elif not (m.var_a > 0 and m.var_b > 0):
+        error = "zero or undefined variance in an arm"  # gbstats: ZERO_NEGATIVE_VARIANCE_MESSAGE
+    kw = dict(alpha=alpha, alternative=alternative, sequential=sequential, tuning=sequential_tuning_parameter)
+    n = n_a + n_b
+    abs_lift = m.abs_lift if n_a > 0 and n_b > 0 else NAN
+    rel_lift = m.rel_lift if n_a > 0 and n_b > 0 and m.mean_a != 0 else NAN
+    if error is None:
+        abs_inf = _infer(abs_lift, m.abs_variance, m.dof, n, **kw)
+        rel_inf = _infer(rel_lift, m.rel_variance, m.dof, n, **kw)
+        if not np.isfinite(rel_lift):
+            error = "control mean is zero"  # gbstats: BASELINE_VARIATION_ZERO_MESSAGE
+    else:
+        abs_inf, rel_inf = Inference(abs_lift, NAN, NAN, NAN, NAN), Inference(rel_lift, NAN, NAN, NAN, NAN)
+    return Comparison(
+        units=n_b, control_units=n_a, mean=m.unadjusted_mean_b, control_mean=m.unadjusted_mean_a,
+        abs_lift=abs_inf.estimate, abs_se=abs_inf.se, abs_ci_low=abs_inf.ci_low, abs_ci_high=abs_inf.ci_high,
+        abs_p_value=abs_inf.p_value, rel_lift=rel_inf.estimate, rel_se=rel_inf.se, ci_low=rel_inf.ci_low,
+        ci_high=rel_inf.ci_high, p_value=rel_inf.p_value, dof=m.dof, theta=m.theta,
+        alternative=alternative, sequential=sequential, error=error,
+    )
+
+
+def _empty_comparison(control, treatment, alternative, sequential, error) -> Comparison:
+    def mean_of(s):
+        return s.mean if isinstance(s, (SampleMean, Ratio, Cuped)) else NAN
+
+    return Comparison(
+        int(getattr(treatment, "n", 0) or 0), int(getattr(control, "n", 0) or 0), mean_of(treatment),
+        mean_of(control), NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0.0, alternative, sequential,
+        error,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# SRM, multiple testing, MDE
+# --------------------------------------------------------------------------------------------------
+
+
+def srm_p_value(observed: Mapping[str, float] | Sequence[float], weights=None) -> float:
+    """Chi-square goodness of fit of unit counts against expected weights (gbstats utils.check_srm).
+
+    Variants with a non-positive weight are left out (gbstats still counts them in the degrees of freedom);
+    no units or fewer than two weighted variants give 1.0 (nothing to test).
+    """
+    if isinstance(observed, Mapping):
+        names = list(observed)
+        obs = [float(observed[k]) for k in names]
+        if weights is None:
+            w = [1.0] * len(names)
+        elif isinstance(weights, Mapping):
+            w = [float(weights.get(k, 0.0)) for k in names]
+        else:
+            w = [float(x) for x in weights]
+    else:
+        obs = [float(x) for x in observed]
+        w = [1.0] * len(obs) if weights is None else [float(x) for x in weights]
+    pairs = [(o, wi) for o, wi in zip(obs, w) if wi > 0]
+    total_obs, total_w = sum(o for o, _ in pairs), sum(wi for _, wi in pairs)
+    if len(pairs) < 2 or total_obs <= 0:
+        return 1.0
+    x2 = sum((o - wi / total_w * total_obs) ** 2 / (wi / total_w * total_obs) for o, wi in pairs)
+    return float(sps.chi2.sf(x2, len(pairs) - 1))
+
+
+def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> np.ndarray:
+    """Holm-Bonferroni ("holm") or Benjamini-Hochberg ("bh") adjusted p-values; NaNs stay NaN, uncounted."""
+    sm_method = {"holm": "holm", "bh": "fdr_bh", "fdr_bh": "fdr_bh"}.get(method)
+    if sm_method is None:
+        raise ValueError(f"unknown correction method {method!r}; use 'holm' or 'bh'")
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, NAN)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(np.clip(p[ok], 0.0, 1.0), method=sm_method)[1]
+    return out
+
+
+def mde_relative(
+    control_mean: float,
+    control_variance: float,
+    control_n: float,
+    treatment_variance: float | None = None,
+    treatment_n: float | None = None,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    power: float = DEFAULT_POWER,
+    sequential_tuning_parameter: float | None = None,
+) -> float:
+    """Smallest relative lift a two-sided test at `alpha` detects with `power` at the current sample sizes.
+
+    GrowthBook's findMdeFrequentist (shared/src/power/power.ts, docs power-technical): the relative lift's
+    variance grows with the lift itself, so solve the quadratic in the treatment mean instead of
+    multiplying the standard error by z; generalised to unequal arms. With a tuning parameter the per-arm
+    variances are inflated to the confidence sequence's width (sequentialPowerSequentialVariance).
+    NaN when no such lift exists at this sample size.
+    """
+    var_b = control_variance if treatment_variance is None else treatment_variance
+    n_b = control_n if treatment_n is None else treatment_n
+    vals = (control_mean, control_variance, control_n, var_b, n_b)
+    if not all(v is not None and np.isfinite(v) for v in vals) or control_n <= 0 or n_b <= 0:
+        return NAN
+    if control_mean == 0 or control_variance < 0 or var_b < 0 or not (alpha < power < 1):
+        return NAN
+    z_alpha = float(sps.norm.ppf(1 - alpha / 2))
+    k = z_alpha - float(sps.norm.ppf(1 - power))
+    s_a, s_b = control_variance / control_n, var_b / n_b
+    if sequential_tuning_parameter:
+        n_total = control_n + n_b
+        rho = sequential_rho(alpha, sequential_tuning_parameter, two_sided=True)
+        disc = 2 * (n_total * rho**2 + 1) * math.log(math.sqrt(n_total * rho**2 + 1) / alpha) / (n_total * rho) ** 2
+        inflate = n_total * disc / z_alpha**2
+        s_a, s_b = s_a * inflate, s_b * inflate
+    m = abs(control_mean)  # the relative lift is symmetric in the sign of the baseline
+    # (mu_b - m)^2 = k^2 (s_b + s_a mu_b^2 / m^2)  <=>  a mu_b^2 - 2 m mu_b + (m^2 - k^2 s_b) = 0
+    a = 1 - k**2 * s_a / m**2
+    if a <= 0:
+        return NAN
+    disc = m**2 - a * (m**2 - k**2 * s_b)
+    if disc < 0:
+        return NAN
+    mu_b = (m + math.sqrt(disc)) / a
+    return float((mu_b - m) / m)
+
+
+# --------------------------------------------------------------------------------------------------
+# Decision and the one-call readout
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """What the decision needs from one metric x non-control variant."""
+
+    metric: str
+    variant: str
+    role: Literal["primary", "secondary", "guardrail"]
+    harm: Harm  # the direction that is bad for this metric
+    lift: float  # relative (or absolute) lift: only its sign is used
+    p_value: float  # guardrails: one-sided for harm, uncorrected
+    p_value_adjusted: float  # primary/secondary: two-sided after correction
+
+
+def _is_harm(lift: float, harm: Harm) -> bool:
+    return (lift > 0) if harm == "increase" else (lift < 0)
+
+
+def decide(
+    results: Iterable[MetricResult],
+    srm_p: float,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    srm_threshold: float = DEFAULT_SRM_THRESHOLD,
+) -> str:
+    """invalid (SRM) > stop (a guardrail harmed, or the primary significantly worse) > ship (the primary
+    significantly better in some variant) > keep_running. NaN p-values never count as significant."""
+    if srm_p < srm_threshold:
+        return "invalid"
+    results = list(results)
+    primary_better = False
+    for r in results:
+        if r.role == "guardrail":
+            if r.p_value < alpha and _is_harm(r.lift, r.harm):
+                return "stop"
+        elif r.role == "primary" and r.p_value_adjusted < alpha and r.lift != 0:
+            if _is_harm(r.lift, r.harm):
+                return "stop"
+            primary_better = True
+    return "ship" if primary_better else "keep_running"
+
+
+def analyze(
+    experiment_id: str,
+    stats: Mapping[str, Mapping[str, Stat]],
+    control: str,
+    *,
+    primary: str | None = None,
+    secondary: Iterable[str] | None = None,
+    guardrails: Mapping[str, Harm] | None = None,
+    lower_is_better: Iterable[str] = (),
+    weights: Mapping[str, float] | None = None,
+    units: Mapping[str, int] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    correction: str = "holm",
+    sequential: bool = False,
+    sequential_tuning_parameter: float = DEFAULT_SEQUENTIAL_TUNING,
+    srm_threshold: float = DEFAULT_SRM_THRESHOLD,
+    power: float = DEFAULT_POWER,
+) -> list[dict]:
+    """Readout rows (marts.experiment_readouts statistics columns + extras) for one experiment.
+
+    stats: metric -> variant -> SampleMean | Ratio | Cuped. Roles: `primary`; `secondary` (default: every
+    other metric in `stats` that is not a guardrail); `guardrails`: metric -> harm direction ("increase"
+    for latency/cost/errors). Primary/secondary metrics are two-sided and corrected together over
+    (metric x non-control variant) by `correction` ("holm" | "bh"); their harm is "decrease" unless listed
+    in `lower_is_better`. Guardrails are one-sided for harm and uncorrected (p_value_adjusted = p_value);
+    their ci_low/ci_high are the two one-sided (1 - alpha) bounds, i.e. a (1 - 2 alpha) interval, so
+    `significant` agrees with the harm-side bound. `units` (variant -> exposed units) feeds the SRM check;
+    by default the largest n seen per variant. `weights` default to equal. A metric that is both primary
+    and guardrail is analysed as primary.
+    """
+    guardrails = dict(guardrails or {})
+    lower = set(lower_is_better)
+    roles: dict[str, tuple[str, Harm]] = {}
+    if primary is not None:
+        roles[primary] = ("primary", "increase" if primary in lower else "decrease")
+    sec = [m for m in stats if m not in roles and m not in guardrails] if secondary is None else list(secondary)
+    for m in sec:
+        roles.setdefault(m, ("secondary", "increase" if m in lower else "decrease"))
+    for m, harm in guardrails.items():
+        if harm not in ("increase", "decrease"):
+            raise ValueError(f"guardrail {m!r}: harm direction must be 'increase' or 'decrease', not {harm!r}")
+        roles.setdefault(m, ("guardrail", harm))
+
+    # Variants: anything with data, exposures or an expected weight; SRM over all of them.
+    variants: set[str] = set(weights or {}) | set(units or {})
+    for per_variant in stats.values():
+        variants |= set(per_variant)
+    variants.add(control)
+    if units is None:
+        counts = {v: max((int(getattr(pv.get(v), "n", 0) or 0) for pv in stats.values()), default=0) for v in variants}
+    else:
+        counts = {v: int(units.get(v, 0) or 0) for v in variants}
+    ordered = sorted(variants)
+    srm_p = srm_p_value({v: counts[v] for v in ordered}, {v: (weights or {}).get(v, 0.0) for v in ordered}
+                        if weights else None)
+    srm_flag = bool(srm_p < srm_threshold)
+    treatments = [v for v in ordered if v != control]
+
+    rows: list[dict] = []
+    for metric, (role, harm) in roles.items():
+        per_variant = stats.get(metric, {})
+        c_stat = per_variant.get(control)
+        for variant in treatments:
+            t_stat = per_variant.get(variant)
+            rows.append(_row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, alpha=alpha,
+                             sequential=sequential, tuning=sequential_tuning_parameter, power=power))
+
+    # Correction over primary + secondary x non-control variants; guardrails stay uncorrected.
+    tested = [r for r in rows if r["metric_role"] != "guardrail"]
+    for r, p_adj in zip(tested, adjust_p_values([r["p_value"] for r in tested], correction)):
+        r["p_value_adjusted"] = float(p_adj)
+        r["significant"] = bool(p_adj < alpha)
+    for r in rows:
+        if r["metric_role"] == "guardrail":
+            r["p_value_adjusted"] = r["p_value"]
+            r["significant"] = bool(r["p_value"] < alpha and _is_harm(r["rel_lift"], roles[r["metric"]][1]))
+
+    decision = decide(
+        (MetricResult(r["metric"], r["variant"], r["metric_role"], roles[r["metric"]][1], r["rel_lift"],
+                      r["p_value"], r["p_value_adjusted"]) for r in rows),
+        srm_p, alpha=alpha, srm_threshold=srm_threshold,
+    )
+    for r in rows:
+        r.update(srm_p_value=srm_p, srm_flag=srm_flag, decision=decision)
+    return [{k: r[k] for k in READOUT_COLUMNS + EXTRA_COLUMNS} for r in rows]
+
+
+def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *, alpha, sequential, tuning,
+         power) -> dict:
+    kw = dict(alpha=alpha, sequential=sequential, sequential_tuning_parameter=tuning)
+    if c_stat is None or t_stat is None:
+        cmp = _empty_comparison(c_stat, t_stat, "two-sided", sequential, "missing arm")
+        ci = abs_ci = (NAN, NAN)
+        ci_level = 1 - alpha
+    elif role == "guardrail":
+        # p for harm; each bound from a one-sided test at alpha, so the harm-side bound agrees with `significant`.
+        up = compare(c_stat, t_stat, alternative="greater", **kw)  # lower bounds, p for "increase"
+        down = compare(c_stat, t_stat, alternative="less", **kw)  # upper bounds, p for "decrease"
+        cmp = up if harm == "increase" else down
+        ci, abs_ci = (up.ci_low, down.ci_high), (up.abs_ci_low, down.abs_ci_high)
+        ci_level = 1 - 2 * alpha
+    else:
+        cmp = compare(c_stat, t_stat, alternative="two-sided", **kw)
+        ci, abs_ci = (cmp.ci_low, cmp.ci_high), (cmp.abs_ci_low, cmp.abs_ci_high)
+        ci_level = 1 - alpha
+    mde = NAN
+    m = moments(c_stat, t_stat) if c_stat is not None and t_stat is not None else None
+    if m is not None and m.n_a >= 2 and m.n_b >= 2:
+        mde = mde_relative(m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b, alpha=alpha, power=power,
+                           sequential_tuning_parameter=tuning if sequential else None)
+    return {
+        "experiment_id": experiment_id, "metric": metric, "variant": variant, "control_variant": control,
+        "is_guardrail": role == "guardrail", "metric_role": role, "units": cmp.units,
+        "control_units": cmp.control_units, "mean": cmp.mean, "control_mean": cmp.control_mean,
+        "abs_lift": cmp.abs_lift, "rel_lift": cmp.rel_lift, "ci_low": float(ci[0]), "ci_high": float(ci[1]),
+        "abs_ci_low": float(abs_ci[0]), "abs_ci_high": float(abs_ci[1]), "abs_p_value": cmp.abs_p_value,
+        "ci_level": ci_level, "p_value": float(cmp.p_value), "p_value_adjusted": NAN, "significant": False,
+        "mde": mde,
+    }
