@@ -1,0 +1,125 @@
+"""Build the outcome marts for one day, all in DuckDB SQL (sql/*.sql), each partition replaced in one transaction.
+
+joined_outcomes(D) reads inference partitions D .. D+k and product partitions D .. D+k (k = ceil(window/24h));
+outcome_coverage(D) and cost_daily(D) read joined_outcomes(D) only. Rerunning a day is idempotent, and a
+rerun after late product files land picks the late outcomes up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from aiso_pipeline import warehouse
+from aiso_pipeline.outcomes.config import MAX_UNATTRIBUTED_SHARE, MIN_JOIN_RATE, OutcomeConfig
+
+SQL = "outcomes/sql/"
+TEMP_TABLES = ("_jo_events", "_jo_outcomes", "_jo_check")
+
+
+@dataclass(frozen=True)
+class JoinSummary:
+    dt: str
+    inferences: int               # rows
+    weighted_inferences: float
+    joined: int                   # rows with has_outcome
+    join_rate: float | None       # weighted
+    window_closed: bool
+    product_events: int           # of product partition dt (the attribution checks)
+    unattributed_events: int
+    unknown_request_id: int
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    warehouse.run(con, SQL + "schema.sql")
+
+
+def _in_transaction(con: duckdb.DuckDBPyConnection, *steps: tuple[str, dict]) -> None:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, params in steps:
+            warehouse.run(con, SQL + name, **params)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,
+                          config: OutcomeConfig = OutcomeConfig()) -> JoinSummary:
+    """Replace marts.joined_outcomes for `dt` and this day's attribution checks in quality.check_results."""
+    ensure_tables(con)
+    params = {"dt": dt, **config.params()}
+    # Attribution runs outside the transaction (temp tables only); the partition swap is one transaction.
+    warehouse.run(con, SQL + "joined_attribute.sql", **params)
+    _in_transaction(con, ("joined_write.sql", params),
+                    ("attribution_checks.sql", {**params, "max_unattributed_share": MAX_UNATTRIBUTED_SHARE}))
+    events, unattributed, unknown = con.execute(
+        "SELECT events, unattributed, unknown_request_id FROM _jo_check").fetchone()
+    rows, weighted, joined, joined_weight, closed = con.execute(
+        """SELECT count(*), coalesce(sum(weight), 0), count(*) FILTER (WHERE has_outcome),
+                  coalesce(sum(weight) FILTER (WHERE has_outcome), 0), coalesce(bool_and(window_closed), false)
+           FROM marts.joined_outcomes WHERE dt = ?""", [dt]).fetchone()
+    for table in TEMP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return JoinSummary(dt, rows, weighted, joined, joined_weight / weighted if weighted else None, closed,
+                       events, unattributed, unknown)
+
+
+def build_outcome_coverage(con: duckdb.DuckDBPyConnection, dt: str, min_join_rate: float = MIN_JOIN_RATE) -> None:
+    """Replace marts.outcome_coverage for `dt` (and its join-rate row in quality.check_results)."""
+    ensure_tables(con)
+    _in_transaction(con, ("coverage_write.sql", {"dt": dt, "min_join_rate": min_join_rate}))
+
+
+def build_cost_daily(con: duckdb.DuckDBPyConnection, dt: str) -> None:
+    """Replace marts.cost_daily for `dt`."""
+    ensure_tables(con)
+    _in_transaction(con, ("cost_daily_write.sql", {"dt": dt}))
+
+
+def low_coverage(con: duckdb.DuckDBPyConnection, dt: str, min_join_rate: float = MIN_JOIN_RATE,
+                 limit: int = 10) -> tuple[float | None, list[tuple]]:
+    """The lowest join rate of `dt` and the worst model × feature rows below `min_join_rate`."""
+    worst = con.execute(
+        """SELECT model, feature, join_rate, inferences, joined, inference_rows FROM marts.outcome_coverage
+           WHERE dt = ? AND join_rate < ? ORDER BY join_rate, model, feature LIMIT ?""",
+        [dt, min_join_rate, limit]).fetchall()
+    (lowest,) = con.execute("SELECT min(join_rate) FROM marts.outcome_coverage WHERE dt = ?", [dt]).fetchone()
+    return lowest, worst
+
+
+def headline(con: duckdb.DuckDBPyConnection, dt: str) -> dict:
+    """Day totals across models: weighted join rate, cost, cost per success / conversion (priced calls only)."""
+    row = con.execute(
+        """SELECT sum(weight) AS requests,
+                  sum(weight) FILTER (WHERE has_outcome) / sum(weight) AS join_rate,
+                  sum(weight * cost_usd) AS cost_usd,
+                  sum(weight * cost_usd) / sum(weight) FILTER (WHERE success AND cost_usd IS NOT NULL)
+                      AS cost_per_success,
+                  sum(weight * cost_usd) / sum(weight) FILTER (WHERE converted AND cost_usd IS NOT NULL)
+                      AS cost_per_conversion,
+                  sum(weight * revenue) AS revenue
+           FROM marts.joined_outcomes WHERE dt = ?""", [dt]).fetchone()
+    return dict(zip(("requests", "join_rate", "cost_usd", "cost_per_success", "cost_per_conversion", "revenue"), row))
+
+
+def latency_by_hour(con: duckdb.DuckDBPyConnection, dt: str) -> list[tuple[int, str, float]]:
+    """(hour, model, weighted p95 latency) for `dt`."""
+    return warehouse.run(con, SQL + "latency_hourly.sql", dt=dt).fetchall()
+
+
+def cost_trend(con: duckdb.DuckDBPyConnection, dt: str, days: int = 14) -> list[tuple]:
+    """(dt, model, cost_usd, requests) for the `days` days ending `dt`."""
+    return warehouse.run(con, SQL + "cost_trend.sql", dt=dt, days=days).fetchall()
+
+
+def open_days(con: duckdb.DuckDBPyConnection, before: str, lookback_days: int = 7) -> list[str]:
+    """Days before `before` (within `lookback_days`) whose outcome window was still open when last computed:
+    the ones a nightly run should recompute so late product events reach them."""
+    ensure_tables(con)
+    rows = con.execute(
+        """SELECT DISTINCT dt FROM marts.joined_outcomes
+           WHERE dt < ?::DATE AND dt >= ?::DATE - ?::INTEGER AND NOT window_closed ORDER BY dt""",
+        [before, before, lookback_days]).fetchall()
+    return [d.isoformat() for (d,) in rows]

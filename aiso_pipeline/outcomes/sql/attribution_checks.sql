@@ -1,0 +1,66 @@
+-- Why product events of partition D went unattributed → quality.check_results (WARN, run inside the write
+-- transaction). An event of day D can only belong to an inference of partitions D-k .. D, so those are
+-- the only ones read: `unknown_request_id` means the named request_id is not among them (an older inference
+-- would be outside the window anyway). Mirrors the attribution rules of joined_attribute.sql.
+CREATE OR REPLACE TEMP TABLE _jo_check AS
+WITH ev AS (
+    SELECT message_id, "timestamp" AS ts, user_id, nullif(request_id, '') AS request_id
+    FROM raw.product_events
+    WHERE dt = $dt
+),
+inf AS (
+    SELECT request_id, user_id, "timestamp" AS ts
+    FROM raw.inference_events
+    WHERE dt BETWEEN $dt::DATE - $days AND $dt::DATE                -- DuckDB: DATE - INTEGER subtracts days
+),
+direct AS (
+    SELECT CASE WHEN inf.request_id IS NULL THEN 'unknown_request_id'
+                WHEN ev.ts BETWEEN inf.ts AND inf.ts + $window THEN 'attributed'
+                ELSE 'outside_window' END AS outcome
+    FROM ev
+    LEFT JOIN inf ON inf.request_id = ev.request_id
+    WHERE ev.request_id IS NOT NULL
+),
+last_touch AS (
+    -- DuckDB ASOF JOIN, as in joined_attribute.sql (only whether one exists and how far back matters here).
+    SELECT CASE WHEN inf.ts IS NULL THEN 'no_prior_inference'
+                WHEN ev.ts <= inf.ts + $window THEN 'attributed'
+                ELSE 'outside_window' END AS outcome
+    FROM (SELECT * FROM ev WHERE request_id IS NULL AND user_id IS NOT NULL) AS ev
+    ASOF LEFT JOIN (SELECT * FROM inf WHERE user_id IS NOT NULL) AS inf
+      ON ev.user_id = inf.user_id AND ev.ts >= inf.ts
+),
+outcomes AS (
+    SELECT outcome FROM direct
+    UNION ALL SELECT outcome FROM last_touch
+    UNION ALL SELECT 'no_user_id' FROM ev WHERE request_id IS NULL AND user_id IS NULL
+)
+SELECT count(*) AS events,
+       count(*) FILTER (WHERE outcome <> 'attributed') AS unattributed,
+       count(*) FILTER (WHERE outcome = 'unknown_request_id') AS unknown_request_id,
+       count(*) FILTER (WHERE outcome = 'outside_window') AS outside_window,
+       count(*) FILTER (WHERE outcome = 'no_prior_inference') AS no_prior_inference,
+       count(*) FILTER (WHERE outcome = 'no_user_id') AS no_user_id
+FROM outcomes;
+
+DELETE FROM quality.check_results
+WHERE dt = $dt AND asset = 'marts.joined_outcomes'
+  AND check_name IN ('outcomes_unknown_request_id', 'outcomes_unattributed_events');
+
+INSERT INTO quality.check_results BY NAME
+SELECT $dt::DATE AS dt, 'marts.joined_outcomes' AS asset, 'outcomes_unknown_request_id' AS check_name,
+       unknown_request_id = 0 AS passed, 'WARN' AS severity, unknown_request_id AS observed_value,
+       '= 0' AS threshold,
+       printf('%d of %d product events of %s name a request_id that is not a loaded inference of the %d day(s) '
+              'before', unknown_request_id, events, $dt, $days) AS details,
+       current_timestamp AS checked_at
+FROM _jo_check
+UNION ALL
+SELECT $dt::DATE, 'marts.joined_outcomes', 'outcomes_unattributed_events',
+       unattributed <= $max_unattributed_share * events, 'WARN', unattributed,
+       printf('<= %g of events', $max_unattributed_share),
+       printf('%d of %d product events of %s unattributed: %d unknown request_id, %d outside the window, '
+              '%d with no earlier inference of the user, %d without user_id',
+              unattributed, events, $dt, unknown_request_id, outside_window, no_prior_inference, no_user_id),
+       current_timestamp
+FROM _jo_check;
