@@ -43,6 +43,16 @@ EXTRA_COLUMNS = ("metric_role", "control_units", "abs_ci_low", "abs_ci_high", "a
 # --------------------------------------------------------------------------------------------------
 
 
+def _coerce_fields(obj) -> None:
+    # Sums straight from SQL can be None (no rows), Decimal or numpy scalars: make them plain numbers so
+    # the arithmetic below never trips on types. NULL sums mean "nothing observed", i.e. 0.
+    for name, value in vars(obj).items():
+        v = 0.0 if value is None else float(value)
+        if name == "n":
+            v = int(v) if math.isfinite(v) and v > 0 else 0
+        object.__setattr__(obj, name, v)
+
+
 def _div(a: float, b: float) -> float:
     return a / b if b != 0 and np.isfinite(b) else NAN
 
@@ -64,6 +74,8 @@ class SampleMean:
     n: int
     sum: float
     sum_squares: float
+
+    __post_init__ = _coerce_fields
 
     @property
     def mean(self) -> float:
@@ -88,6 +100,8 @@ class Ratio:
     d_sum: float
     d_sum_squares: float
     m_d_sum_of_products: float
+
+    __post_init__ = _coerce_fields
 
     @property
     def mean(self) -> float:
@@ -122,6 +136,8 @@ class Cuped:
     pre_sum: float
     pre_sum_squares: float
     post_pre_sum_of_products: float
+
+    __post_init__ = _coerce_fields
 
     @property
     def post(self) -> SampleMean:
@@ -314,8 +330,6 @@ class Inference:
     ci_high: float
     p_value: float
 
-
-_NO_INFERENCE = Inference(NAN, NAN, NAN, NAN, NAN)
 
 
 def _infer(
@@ -615,15 +629,20 @@ def analyze(
     """
     guardrails = dict(guardrails or {})
     lower = set(lower_is_better)
-    roles: dict[str, tuple[str, Harm]] = {}
-    if primary is not None:
-        roles[primary] = ("primary", "increase" if primary in lower else "decrease")
-    sec = [m for m in stats if m not in roles and m not in guardrails] if secondary is None else list(secondary)
-    for m in sec:
-        roles.setdefault(m, ("secondary", "increase" if m in lower else "decrease"))
     for m, harm in guardrails.items():
         if harm not in ("increase", "decrease"):
             raise ValueError(f"guardrail {m!r}: harm direction must be 'increase' or 'decrease', not {harm!r}")
+    # Precedence primary > guardrail > secondary: one row per metric x variant, and a metric someone asked
+    # to guard keeps its uncorrected one-sided harm test. Rows come out primary, secondaries, guardrails.
+    goal_harm = lambda m: "increase" if m in lower else "decrease"  # noqa: E731
+    roles: dict[str, tuple[str, Harm]] = {}
+    if primary is not None:
+        roles[primary] = ("primary", goal_harm(primary))
+    sec = [m for m in stats if m != primary and m not in guardrails] if secondary is None else list(secondary)
+    for m in sec:
+        if m not in roles and m not in guardrails:
+            roles[m] = ("secondary", goal_harm(m))
+    for m, harm in guardrails.items():
         roles.setdefault(m, ("guardrail", harm))
 
     # Variants: anything with data, exposures or an expected weight; SRM over all of them.
@@ -695,10 +714,10 @@ def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *,
                            sequential_tuning_parameter=tuning if sequential else None)
     return {
         "experiment_id": experiment_id, "metric": metric, "variant": variant, "control_variant": control,
-        "is_guardrail": role == "guardrail", "metric_role": role, "units": cmp.units,
-        "control_units": cmp.control_units, "mean": cmp.mean, "control_mean": cmp.control_mean,
-        "abs_lift": cmp.abs_lift, "rel_lift": cmp.rel_lift, "ci_low": float(ci[0]), "ci_high": float(ci[1]),
-        "abs_ci_low": float(abs_ci[0]), "abs_ci_high": float(abs_ci[1]), "abs_p_value": cmp.abs_p_value,
-        "ci_level": ci_level, "p_value": float(cmp.p_value), "p_value_adjusted": NAN, "significant": False,
-        "mde": mde,
+        "is_guardrail": role == "guardrail", "metric_role": role, "units": int(cmp.units),
+        "control_units": int(cmp.control_units), "mean": float(cmp.mean), "control_mean": float(cmp.control_mean),
+        "abs_lift": float(cmp.abs_lift), "rel_lift": float(cmp.rel_lift), "ci_low": float(ci[0]),
+        "ci_high": float(ci[1]), "abs_ci_low": float(abs_ci[0]), "abs_ci_high": float(abs_ci[1]),
+        "abs_p_value": float(cmp.abs_p_value), "ci_level": float(ci_level), "p_value": float(cmp.p_value),
+        "p_value_adjusted": NAN, "significant": False, "mde": float(mde),
     }

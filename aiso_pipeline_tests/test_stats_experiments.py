@@ -1,0 +1,646 @@
+"""Experiment statistics against published numbers.
+
+Expected values are copied from GrowthBook's own tests (github.com/growthbook/growthbook):
+  packages/stats/tests/frequentist/test_tests.py   (TwoSided / OneSided / Sequential t-tests)
+  packages/stats/tests/test_gbstats.py             (count, ratio, CUPED, sequential via analyze_metric_df)
+  packages/stats/tests/test_shared_models.py       (statistics, theta, negative baselines)
+  packages/stats/tests/test_utils.py               (frequentist_diff)
+  packages/shared/test/power.test.ts               (delta-method variance, MDE)
+  packages/shared/test/experiments.test.ts         (Holm-Bonferroni, Benjamini-Hochberg)
+and from scipy (chisquare, ttest_ind_from_stats) where GrowthBook publishes none.
+"""
+
+import math
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from aiso_pipeline.stats import (
+    EXTRA_COLUMNS,
+    READOUT_COLUMNS,
+    Cuped,
+    MetricResult,
+    Ratio,
+    SampleMean,
+    adjust_p_values,
+    analyze,
+    compare,
+    cuped_theta,
+    decide,
+    mde_relative,
+    srm_p_value,
+)
+from aiso_pipeline.stats.experiments import sequential_halfwidth_one_sided, sequential_rho
+
+approx5 = lambda x: pytest.approx(x, abs=1e-5)  # noqa: E731  gbstats rounds to 5 decimals
+approx9 = lambda x: pytest.approx(x, abs=1e-9)  # noqa: E731  test_gbstats.py rounds to 9
+
+
+def sample_mean(x) -> SampleMean:
+    x = np.asarray(x, dtype=float)
+    return SampleMean(len(x), x.sum(), (x**2).sum())
+
+
+def cuped(post, pre) -> Cuped:
+    post, pre = np.asarray(post, float), np.asarray(pre, float)
+    return Cuped(len(post), post.sum(), (post**2).sum(), pre.sum(), (pre**2).sum(), (post * pre).sum())
+
+
+def ratio(m, d) -> Ratio:
+    m, d = np.asarray(m, float), np.asarray(d, float)
+    return Ratio(len(m), m.sum(), (m**2).sum(), d.sum(), (d**2).sum(), (m * d).sum())
+
+
+# frequentist/test_tests.py fixtures
+A = SampleMean(n=3407, sum=1396.87, sum_squares=52377.9767)
+B = SampleMean(n=3461, sum=2422.7, sum_squares=134698.29)
+A3000 = SampleMean(n=3000, sum=1396.87, sum_squares=52377.9767)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixed-horizon Welch t-test: test_tests.py TestTwoSidedTTest / TestOneSided*TTest
+# --------------------------------------------------------------------------------------------------
+
+
+def test_two_sided_relative_matches_gbstats():
+    r = compare(A, B)
+    assert r.rel_lift == approx5(0.70732)
+    assert (r.ci_low, r.ci_high) == (approx5(-0.03526), approx5(1.44989))
+    assert r.p_value == approx5(0.06191)
+    assert r.rel_se == approx5(0.37879)  # Uplift stddev
+    assert r.error is None
+
+
+def test_two_sided_absolute_matches_gbstats():
+    r = compare(A, B)
+    assert r.abs_lift == approx5(0.7 - 0.41)
+    assert (r.abs_ci_low, r.abs_ci_high) == (approx5(0.04538), approx5(0.53462))
+    assert r.abs_p_value == approx5(0.02016)
+    assert r.abs_se == approx5(0.12478)
+
+
+def test_welch_matches_scipy_on_absolute_means():
+    for a, b in [(A, B), (A3000, B), (sample_mean([1, 2, 3, 4, 9]), sample_mean([2, 5, 7, 8, 8, 12]))]:
+        r = compare(a, b)
+        t, p = sps.ttest_ind_from_stats(
+            b.mean, math.sqrt(b.variance), b.n, a.mean, math.sqrt(a.variance), a.n, equal_var=False
+        )
+        assert r.abs_p_value == pytest.approx(p, rel=1e-9)
+        assert r.abs_lift / r.abs_se == pytest.approx(t, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "alternative, rel_ci, rel_p, abs_ci, abs_p",
+    [
+        ("greater", (-0.045136675850396046, math.inf), 0.06558262868467746,
+         (0.020791480063255735, math.inf), 0.03554272489873023),
+        ("less", (-math.inf, 1.0518588475628676), 0.9344173713153225,
+         (-math.inf, 0.44796185327007765), 0.9644572751012698),
+    ],
+)
+def test_one_sided_matches_gbstats(alternative, rel_ci, rel_p, abs_ci, abs_p):
+    r = compare(A3000, B, alternative=alternative)
+    assert r.rel_lift == approx5(0.5033610858562358)
+    assert r.rel_se == approx5(0.3334122146400735)
+    assert (r.ci_low, r.ci_high) == (approx5(rel_ci[0]), approx5(rel_ci[1]))
+    assert r.p_value == approx5(rel_p)
+    assert r.abs_lift == approx5(0.23437666666666668)
+    assert r.abs_se == approx5(0.12983081254184736)
+    assert (r.abs_ci_low, r.abs_ci_high) == (approx5(abs_ci[0]), approx5(abs_ci[1]))
+    assert r.abs_p_value == approx5(abs_p)
+
+
+def test_count_metric_matches_analyze_metric_df():
+    # test_gbstats.py TestAnalyzeMetricDfFrequentist.test_get_metric_dfs_frequentist, dimension "one"
+    r = compare(SampleMean(100, 270, 848.79), SampleMean(120, 300, 869))
+    assert (r.control_mean, r.mean) == (approx9(2.7), approx9(2.5))
+    assert r.rel_lift == approx9(-0.074074074)
+    assert r.p_value == approx9(0.145219005)
+
+
+def test_negative_baseline_lift_follows_absolute_sign():
+    # test_utils.py TestFrequentistDiff / test_shared_models.py TestEffectMomentsNegativeBaseline
+    def arm(mean, n=1000):
+        return SampleMean(n, mean * n, (mean**2 + 4) * n)
+
+    for mean_a, mean_b, expected in [(10, 15, 0.5), (10, 5, -0.5), (-10, -5, 0.5), (-10, -15, -0.5), (-2, 3, 2.5)]:
+        r = compare(arm(mean_a), arm(mean_b))
+        assert r.rel_lift == pytest.approx(expected)
+        assert np.sign(r.rel_lift) == np.sign(r.abs_lift)
+        assert r.rel_se > 0
+
+
+def test_delta_method_variance_matches_growthbook_power_fixture():
+    # power.test.ts frequentistVariance(varA=2, meanA=7, nA=4, varB=0.5, meanB=5, nB=15, relative)
+    a = SampleMean(4, 28, 2 * 3 + 28**2 / 4)  # mean 7, variance 2
+    b = SampleMean(15, 75, 0.5 * 14 + 75**2 / 15)  # mean 5, variance 0.5
+    r = compare(a, b)
+    assert round(r.rel_se**2, 5) == 0.00589
+    assert round(r.abs_se**2, 5) == 0.53333
+
+
+# --------------------------------------------------------------------------------------------------
+# Ratio metrics (delta method)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_ratio_matches_analyze_metric_df():
+    # test_gbstats.py RATIO_STATISTICS_DF / test_get_metric_dfs_frequentist_ratio ("zero" is control)
+    control = Ratio(n=100, m_sum=270, m_sum_squares=848.79, d_sum=510, d_sum_squares=810, m_d_sum_of_products=-900)
+    treatment = Ratio(n=120, m_sum=300, m_sum_squares=869, d_sum=500, d_sum_squares=800, m_d_sum_of_products=-905)
+    r = compare(control, treatment)
+    assert r.control_mean == approx9(0.529411765)
+    assert r.mean == approx9(0.6)
+    assert r.rel_lift == approx9(0.133333333)
+    assert r.p_value == approx9(0.610663339)
+
+
+def test_ratio_covariance_matches_numpy():
+    # test_shared_models.py TestRatioStatistic: METRIC_1 / METRIC_3
+    m1, m3 = np.array([0.3, 0.5, 0.9, 22]), np.array([2, 1, 5, 3])
+    s = ratio(m1, m3)
+    assert s.covariance == pytest.approx(np.cov(m1, m3)[0, 1])
+    assert s.mean == pytest.approx(m1.sum() / m3.sum())
+
+
+def test_ratio_zero_denominator_gives_no_inference():
+    # test_gbstats.py ZERO_DENOM_RATIO_STATISTICS_DF: gbstats returns its empty result (expected 0, p 1)
+    control = Ratio(100, 270, 848.79, 0, 0, 0)
+    treatment = Ratio(120, 300, 869, 500, 800, -905)
+    r = compare(control, treatment)
+    assert r.mean == approx9(0.6)
+    assert math.isnan(r.control_mean) and math.isnan(r.rel_lift) and math.isnan(r.p_value)
+    assert r.error is not None
+
+
+# --------------------------------------------------------------------------------------------------
+# CUPED / regression adjustment
+# --------------------------------------------------------------------------------------------------
+
+RA_CONTROL = Cuped(n=3001, sum=300, sum_squares=600, pre_sum=210, pre_sum_squares=415, post_pre_sum_of_products=-20)
+RA_ONE = Cuped(n=3000, sum=222, sum_squares=555, pre_sum=120, pre_sum_squares=405, post_pre_sum_of_products=-10)
+RA_TWO = Cuped(n=4000, sum=450, sum_squares=900, pre_sum=300, pre_sum_squares=600, post_pre_sum_of_products=-30)
+
+
+def test_cuped_matches_analyze_metric_df():
+    # test_gbstats.py RA_STATISTICS_DF / test_analyze_metric_df_ra: means stay unadjusted, lift is adjusted
+    r = compare(RA_CONTROL, RA_ONE)
+    assert r.control_mean == approx9(0.099966678)
+    assert r.mean == approx9(0.074)
+    assert r.rel_lift == approx9(-0.281707154)
+    assert r.p_value == approx9(0.003732549)
+    assert round(r.rel_lift, 3) != round((0.074 - 0.110963012) / 0.110963012, 3)
+
+
+def test_cuped_adjusted_stddevs_match_three_armed_fixture():
+    # test_gbstats.py TestThreeArmedCuped: theta is pooled per control/treatment pair
+    theta_01, theta_02 = cuped_theta(RA_CONTROL, RA_ONE), cuped_theta(RA_CONTROL, RA_TWO)
+    assert math.sqrt(RA_ONE.adjusted_variance(theta_01)) == approx9(0.423529598)
+    assert math.sqrt(RA_CONTROL.adjusted_variance(theta_02)) == approx9(0.434288923)
+    assert math.sqrt(RA_TWO.adjusted_variance(theta_02)) == approx9(0.458953951)
+
+
+def test_theta_matches_gbstats_and_is_zero_without_pre_variation():
+    # test_shared_models.py TestComputeTheta (pre = METRIC_1, post = METRIC_3 in both arms)
+    m1, m3 = np.array([0.3, 0.5, 0.9, 22]), np.array([2, 1, 5, 3])
+    s = cuped(post=m3, pre=m1)
+    assert round(cuped_theta(s, s), 5) == 0.01864
+    flat = Cuped(4, m3.sum(), (m3**2).sum(), 0, 0, 0)
+    assert cuped_theta(flat, flat) == 0
+    # theta 0: gbstats falls back to the plain test on the post period
+    assert compare(flat, flat).p_value == compare(flat.post, flat.post).p_value
+
+
+def test_cuped_narrows_ci_when_pre_period_predicts_metric():
+    rng = np.random.default_rng(7)
+    pre_a, pre_b = rng.gamma(2.0, 5.0, 4000), rng.gamma(2.0, 5.0, 4000)
+    post_a = 0.9 * pre_a + rng.normal(0, 2, 4000)
+    post_b = 0.9 * pre_b + rng.normal(0, 2, 4000) + 0.3
+    adjusted = compare(cuped(post_a, pre_a), cuped(post_b, pre_b))
+    plain = compare(sample_mean(post_a), sample_mean(post_b))
+    assert adjusted.theta == pytest.approx(0.9, abs=0.05)
+    assert adjusted.ci_high - adjusted.ci_low < 0.5 * (plain.ci_high - plain.ci_low)
+    assert adjusted.abs_ci_high - adjusted.abs_ci_low < 0.5 * (plain.abs_ci_high - plain.abs_ci_low)
+    assert adjusted.p_value < plain.p_value
+    assert adjusted.mean == pytest.approx(post_b.mean())  # reported mean stays unadjusted
+
+
+# --------------------------------------------------------------------------------------------------
+# Sequential (asymptotic confidence sequences)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_sequential_two_sided_matches_gbstats():
+    # test_tests.py TestSequentialTTest.test_sequential_test_runs (tuning 1000)
+    r = compare(A3000, B, sequential=True, sequential_tuning_parameter=1000)
+    assert r.rel_lift == approx5(0.50336)
+    assert (r.ci_low, r.ci_high) == (approx5(-0.55844), approx5(1.56516))
+    assert r.rel_se == approx5(0.33341)
+    assert r.p_value == 1
+
+
+def test_sequential_cuped_matches_gbstats():
+    # test_tests.py TestSequentialTTest.test_sequential_test_runs_ra (default tuning 5000)
+    a = Cuped(3000, 1396.87, 52377.9767, 16.87, 527.9767, 1)
+    b = Cuped(3461, 2422.7, 134698.29, 22.7, 1348.29, 1)
+    r = compare(a, b, sequential=True)
+    assert r.rel_lift == approx5(0.50338)
+    assert (r.ci_low, r.ci_high) == (approx5(-0.50969), approx5(1.51646))
+    assert r.rel_se == approx5(0.33341)
+    assert r.p_value == 1
+
+
+def test_sequential_p_value_and_ci_match_analyze_metric_df():
+    # test_gbstats.py TestAnalyzeMetricDfSequential (tuning 600), dimension "one"
+    control, treatment = SampleMean(100, 270, 848.79), SampleMean(120, 300, 869)
+    r = compare(control, treatment, sequential=True, sequential_tuning_parameter=600)
+    assert r.rel_lift == approx9(-0.074074074)
+    assert r.p_value == approx9(0.892332229)
+    assert r.ci_low == approx9(-0.233322085)
+    bad = compare(control, treatment, sequential=True, sequential_tuning_parameter=1)
+    assert bad.ci_low < r.ci_low
+
+
+def test_sequential_tuning_is_tightest_near_sample_size():
+    # test_tests.py test_sequential_test_tuning_as_expected
+    def ci(tuning):
+        r = compare(A3000, B, sequential=True, sequential_tuning_parameter=tuning)
+        return r.ci_low, r.ci_high
+
+    below, near, above = ci(10), ci(6461), ci(10000)
+    assert below[0] < above[0] and below[1] > above[1]
+    assert below[0] < near[0] and below[1] > near[1]
+    assert above[0] < near[0] and above[1] > near[1]
+
+
+@pytest.mark.parametrize(
+    "alternative, rel_ci, abs_ci, abs_p",
+    [
+        ("greater", (-0.42356454602790883, math.inf), (-0.12656844172804982, math.inf), 0.46316491943359384),
+        ("less", (-math.inf, 1.4302867177403806), (-math.inf, 0.5953217750613832), 0.4999),
+    ],
+)
+def test_sequential_one_sided_matches_gbstats(alternative, rel_ci, abs_ci, abs_p):
+    # test_tests.py TestSequentialOneSided{Greater,Lesser}TTest
+    r = compare(A3000, B, alternative=alternative, sequential=True)
+    assert r.rel_lift == approx5(0.5033610858562358)
+    assert (r.ci_low, r.ci_high) == (approx5(rel_ci[0]), approx5(rel_ci[1]))
+    assert r.p_value == approx5(0.4999)  # gbstats' search bracket tops out at 0.4999
+    assert (r.abs_ci_low, r.abs_ci_high) == (approx5(abs_ci[0]), approx5(abs_ci[1]))
+    # gbstats bisects for this p-value and returns the midpoint after its last step (0.4631649...); we
+    # solve the same equation exactly, which lands within that bisection's last bracket.
+    assert r.abs_p_value == pytest.approx(abs_p, abs=2e-4)
+    if abs_p < 0.4999:
+        rho = sequential_rho(0.05, 5000, two_sided=False)
+        hw = sequential_halfwidth_one_sided(r.abs_se**2 * 6461, 6461, r.abs_p_value, rho)
+        assert r.abs_lift - hw == pytest.approx(0, abs=1e-9)  # the one-sided bound touches 0 at alpha = p
+
+
+def test_sequential_peeking_keeps_false_positives_below_alpha():
+    # A/A experiments peeked at daily for 30 days: the fixed-horizon test's "ever significant" rate
+    # inflates well past alpha, the confidence sequence's does not.
+    rng = np.random.default_rng(2024)
+    sims, days, per_day = 300, 30, 100
+    ever_fixed = ever_seq = 0
+    for _ in range(sims):
+        x = rng.normal(10, 3, (2, days * per_day))
+        s, ss = np.cumsum(x, axis=1), np.cumsum(x**2, axis=1)
+        hit_fixed = hit_seq = False
+        for d in range(1, days + 1):
+            k = d * per_day - 1
+            a, b = SampleMean(k + 1, s[0, k], ss[0, k]), SampleMean(k + 1, s[1, k], ss[1, k])
+            hit_fixed |= compare(a, b).p_value < 0.05
+            hit_seq |= compare(a, b, sequential=True).p_value < 0.05
+        ever_fixed += hit_fixed
+        ever_seq += hit_seq
+    assert ever_fixed / sims > 0.15
+    assert ever_seq / sims < 0.05
+
+
+def test_sequential_p_value_agrees_with_its_interval():
+    for control, treatment in [(A, B), (A3000, B), (RA_CONTROL.post, RA_ONE.post)]:
+        r = compare(control, treatment, sequential=True)
+        assert (r.p_value < 0.05) == (r.ci_low > 0 or r.ci_high < 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# SRM, multiple testing, MDE
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "observed, weights",
+    [
+        ([5000, 5000], [0.5, 0.5]),
+        ([5000, 5300], [0.5, 0.5]),
+        ([1000, 2100, 2950], [1, 2, 3]),
+        ([820, 1180], [0.4, 0.6]),
+    ],
+)
+def test_srm_matches_scipy_chisquare(observed, weights):
+    total = sum(observed)
+    expected = [w / sum(weights) * total for w in weights]
+    assert srm_p_value(observed, weights) == pytest.approx(sps.chisquare(observed, expected).pvalue, rel=1e-12)
+    names = [f"v{i}" for i in range(len(observed))]
+    assert srm_p_value(dict(zip(names, observed)), dict(zip(names, weights))) == pytest.approx(
+        sps.chisquare(observed, expected).pvalue, rel=1e-12
+    )
+
+
+def test_srm_edge_cases():
+    assert srm_p_value([0, 0], [0.5, 0.5]) == 1.0
+    assert srm_p_value([100], [1.0]) == 1.0
+    assert srm_p_value({"a": 5000, "b": 5400}) < 0.001  # equal weights by default
+    assert srm_p_value({"a": 500, "b": 500, "c": 7}, {"a": 1, "b": 1}) == 1.0  # unweighted variants ignored
+
+
+def test_holm_matches_growthbook_fixture():
+    # experiments.test.ts "does HB procedure correctly"
+    adj = adjust_p_values([0.01, 0.04, 0.03, 0.005, 0.55, 0.6], "holm")
+    assert adj == pytest.approx([0.05, 0.12, 0.12, 0.03, 1, 1])
+    assert adjust_p_values([0.025, 0.03], "holm") == pytest.approx([0.05, 0.05])
+
+
+def test_bh_matches_growthbook_fixture():
+    # experiments.test.ts "does BH procedure correctly"
+    adj = adjust_p_values([0.898, 0.138, 0.007, 0.964, 0.538, 0.006, 0.138], "bh")
+    assert adj == pytest.approx([0.964, 0.2415, 0.0245, 0.964, 0.7532, 0.0245, 0.2415])
+    assert adjust_p_values([0.025, 0.03], "bh") == pytest.approx([0.03, 0.03])
+
+
+def test_adjust_p_values_leaves_nan_out():
+    adj = adjust_p_values([0.01, float("nan"), 0.04], "holm")
+    assert adj[0] == pytest.approx(0.02) and math.isnan(adj[1]) and adj[2] == pytest.approx(0.04)
+    assert adjust_p_values([], "bh").size == 0
+    with pytest.raises(ValueError):
+        adjust_p_values([0.1], "bonferroni-ish")
+
+
+def test_mde_matches_growthbook_power_fixture():
+    # power.test.ts: mean 10, variance 3909.99977..., 400000 users over 3 variations, alpha 0.05, power 0.8
+    var, n_per_arm = 3909.9997749994377, 400000 / 3
+    assert round(mde_relative(10, var, n_per_arm), 5) == 0.07027
+    assert round(mde_relative(10, var, n_per_arm, sequential_tuning_parameter=5000), 5) == 0.12821
+    assert round(mde_relative(-10, var, n_per_arm), 5) == 0.07027  # sign of the baseline does not matter
+
+
+def test_mde_undefined_when_too_few_units():
+    assert math.isnan(mde_relative(0.01, 1.0, 10))  # n below sigma^2 k^2 / mu^2: no MDE exists
+    assert math.isnan(mde_relative(0.0, 1.0, 1000))
+    assert math.isnan(mde_relative(1.0, float("nan"), 1000))
+    assert mde_relative(1.0, 1.0, 4000) < mde_relative(1.0, 1.0, 1000)
+
+
+# --------------------------------------------------------------------------------------------------
+# Decision rules
+# --------------------------------------------------------------------------------------------------
+
+
+def mr(role, lift, p=0.5, p_adj=0.5, harm=None):
+    harm = harm or ("increase" if role == "guardrail" else "decrease")
+    return MetricResult("m", "treatment", role, harm, lift, p, p_adj)
+
+
+def test_decide_rules():
+    better = mr("primary", 0.1, p_adj=0.01)
+    worse = mr("primary", -0.1, p_adj=0.01)
+    flat = mr("primary", 0.1, p_adj=0.2)
+    harmed = mr("guardrail", 0.2, p=0.01)
+    fine = mr("guardrail", 0.2, p=0.2)
+    assert decide([better, fine], srm_p=0.5) == "ship"
+    assert decide([better, fine], srm_p=0.0001) == "invalid"
+    assert decide([better, harmed], srm_p=0.5) == "stop"
+    assert decide([worse, fine], srm_p=0.5) == "stop"
+    assert decide([flat, fine], srm_p=0.5) == "keep_running"
+    assert decide([], srm_p=0.5) == "keep_running"
+    # secondary metrics never decide; NaN never counts as significant
+    assert decide([mr("secondary", -0.5, p_adj=0.0001), flat], srm_p=0.5) == "keep_running"
+    assert decide([mr("primary", float("nan"), p_adj=float("nan"))], srm_p=0.5) == "keep_running"
+    # a lower-is-better primary (harm "increase") that went down is better
+    assert decide([mr("primary", -0.1, p_adj=0.01, harm="increase")], srm_p=0.5) == "ship"
+    # a guardrail whose harm is "decrease" is harmed by a drop only
+    assert decide([better, mr("guardrail", -0.2, p=0.01, harm="decrease")], srm_p=0.5) == "stop"
+    assert decide([better, mr("guardrail", 0.2, p=0.01, harm="decrease")], srm_p=0.5) == "ship"
+
+
+# --------------------------------------------------------------------------------------------------
+# analyze(): one experiment end to end
+# --------------------------------------------------------------------------------------------------
+
+
+def users(rng, n, p_convert, latency_mean, revenue_scale=1.0):
+    converted = rng.random(n) < p_convert
+    requests = rng.integers(1, 6, n)
+    successes = rng.binomial(requests, 0.9)
+    latency = rng.gamma(4.0, latency_mean / 4.0, n) * requests  # total latency over a user's requests
+    revenue = converted * rng.exponential(20 * revenue_scale, n)
+    return {
+        "conversion_rate": sample_mean(converted),
+        "revenue_per_user": sample_mean(revenue),
+        "success_rate": ratio(successes, requests),
+        "latency_ms": ratio(latency, requests),
+    }
+
+
+def experiment(rng, n_control=5000, n_treatment=5000, lift=0.0, latency_treatment=500.0):
+    arms = {
+        "control": users(rng, n_control, 0.10, 500.0),
+        "treatment": users(rng, n_treatment, 0.10 * (1 + lift), latency_treatment),
+    }
+    return {m: {v: arms[v][m] for v in arms} for m in arms["control"]}
+
+
+GUARDS = {"latency_ms": "increase"}
+
+
+def run(stats, **kw):
+    kw.setdefault("primary", "conversion_rate")
+    kw.setdefault("guardrails", GUARDS)
+    return analyze("exp1", stats, "control", **kw)
+
+
+def by_metric(rows):
+    return {r["metric"]: r for r in rows}
+
+
+def test_analyze_rows_have_contract_columns():
+    rows = run(experiment(np.random.default_rng(1)))
+    assert len(rows) == 4  # 4 metrics x 1 non-control variant
+    for r in rows:
+        assert tuple(r) == READOUT_COLUMNS + EXTRA_COLUMNS
+        assert r["experiment_id"] == "exp1" and r["control_variant"] == "control" and r["variant"] == "treatment"
+    m = by_metric(rows)
+    assert [r["metric"] for r in rows][0] == "conversion_rate"
+    assert m["conversion_rate"]["metric_role"] == "primary"
+    assert m["revenue_per_user"]["metric_role"] == "secondary" and m["success_rate"]["metric_role"] == "secondary"
+    assert m["latency_ms"]["is_guardrail"] and not m["conversion_rate"]["is_guardrail"]
+    assert len({r["decision"] for r in rows}) == 1 and len({r["srm_p_value"] for r in rows}) == 1
+    r = m["conversion_rate"]
+    assert r["units"] == 5000 and r["control_units"] == 5000
+    assert r["ci_low"] < r["rel_lift"] < r["ci_high"]
+    assert r["abs_ci_low"] < r["abs_lift"] < r["abs_ci_high"]
+    assert 0 < r["mde"] < 1
+
+
+def test_analyze_row_values_come_from_compare():
+    stats = experiment(np.random.default_rng(2))
+    rows = by_metric(run(stats))
+    c = compare(stats["success_rate"]["control"], stats["success_rate"]["treatment"])
+    r = rows["success_rate"]
+    assert (r["mean"], r["control_mean"]) == (c.mean, c.control_mean)
+    assert (r["rel_lift"], r["p_value"]) == (c.rel_lift, c.p_value)
+    assert (r["ci_low"], r["ci_high"]) == (c.ci_low, c.ci_high)
+
+
+def test_analyze_holm_over_primary_and_secondary_guardrails_uncorrected():
+    stats = experiment(np.random.default_rng(3), lift=0.1)
+    other = experiment(np.random.default_rng(33), lift=0.2)
+    for m in stats:
+        stats[m]["b"] = other[m]["treatment"]
+    rows = run(stats)
+    tested = [r for r in rows if not r["is_guardrail"]]
+    assert len(tested) == 3 * 2  # 3 non-guardrail metrics x 2 non-control variants
+    assert [r["p_value_adjusted"] for r in tested] == pytest.approx(
+        list(adjust_p_values([r["p_value"] for r in tested], "holm")), nan_ok=True
+    )
+    bh = [r for r in run(stats, correction="bh") if not r["is_guardrail"]]
+    assert [r["p_value_adjusted"] for r in bh] == pytest.approx(
+        list(adjust_p_values([r["p_value"] for r in bh], "bh")), nan_ok=True
+    )
+    for r in rows:
+        if r["is_guardrail"]:
+            assert r["p_value_adjusted"] == r["p_value"]
+
+
+def test_analyze_ships_clear_primary_win():
+    rows = run(experiment(np.random.default_rng(4), 20000, 20000, lift=0.3))
+    m = by_metric(rows)
+    assert m["conversion_rate"]["significant"] and m["conversion_rate"]["rel_lift"] > 0
+    assert not m["latency_ms"]["significant"]
+    assert {r["decision"] for r in rows} == {"ship"}
+
+
+def test_analyze_stops_on_harmed_guardrail():
+    rows = run(experiment(np.random.default_rng(5), 20000, 20000, lift=0.3, latency_treatment=560.0))
+    m = by_metric(rows)
+    g = m["latency_ms"]
+    assert g["significant"] and g["rel_lift"] > 0 and g["p_value"] < 0.05
+    assert g["ci_level"] == pytest.approx(0.9) and g["ci_low"] > 0  # harm-side bound excludes 0
+    assert {r["decision"] for r in rows} == {"stop"}
+    # the same data with the harm direction reversed is not harm
+    assert not by_metric(run(experiment(np.random.default_rng(5), 20000, 20000, lift=0.3, latency_treatment=560.0),
+                             guardrails={"latency_ms": "decrease"}))["latency_ms"]["significant"]
+
+
+def test_analyze_stops_when_primary_significantly_worse():
+    rows = run(experiment(np.random.default_rng(6), 20000, 20000, lift=-0.3))
+    assert by_metric(rows)["conversion_rate"]["rel_lift"] < 0
+    assert {r["decision"] for r in rows} == {"stop"}
+    # unless lower is better for that primary
+    rows = run(experiment(np.random.default_rng(6), 20000, 20000, lift=-0.3), lower_is_better=["conversion_rate"])
+    assert {r["decision"] for r in rows} == {"ship"}
+
+
+def test_analyze_keeps_running_when_nothing_is_significant():
+    rows = run(experiment(np.random.default_rng(8), 3000, 3000))
+    assert not by_metric(rows)["conversion_rate"]["significant"]
+    assert {r["decision"] for r in rows} == {"keep_running"}
+
+
+def test_analyze_invalid_on_srm():
+    stats = experiment(np.random.default_rng(9), 5000, 5600, lift=0.5)
+    rows = run(stats)
+    assert rows[0]["srm_p_value"] < 0.001 and rows[0]["srm_flag"]
+    assert {r["decision"] for r in rows} == {"invalid"}
+    # the same split is fine when it was the plan
+    rows = run(stats, weights={"control": 5000, "treatment": 5600})
+    assert not rows[0]["srm_flag"] and rows[0]["decision"] == "ship"
+    # a variant that was expected but got no units is a mismatch too
+    rows = run(experiment(np.random.default_rng(9)), weights={"control": 1, "treatment": 1, "c": 1})
+    assert rows[0]["srm_flag"] and {r["variant"] for r in rows} == {"treatment", "c"}
+
+
+def test_analyze_sequential_is_more_conservative():
+    stats = experiment(np.random.default_rng(10), 20000, 20000, lift=0.08)
+    fixed, seq = by_metric(run(stats)), by_metric(run(stats, sequential=True))
+    for m in ("conversion_rate", "success_rate"):
+        assert seq[m]["ci_high"] - seq[m]["ci_low"] > fixed[m]["ci_high"] - fixed[m]["ci_low"]
+        assert seq[m]["p_value"] >= fixed[m]["p_value"]
+        assert seq[m]["mde"] > fixed[m]["mde"]
+
+
+def test_analyze_with_cuped_stats():
+    rng = np.random.default_rng(11)
+    pre_a, pre_b = rng.gamma(2.0, 5.0, 3000), rng.gamma(2.0, 5.0, 3000)
+    post_a, post_b = pre_a + rng.normal(0, 2, 3000), pre_b + rng.normal(0, 2, 3000) + 0.5
+    rows = analyze(
+        "exp2", {"revenue_per_user": {"control": cuped(post_a, pre_a), "treatment": cuped(post_b, pre_b)}},
+        "control", primary="revenue_per_user",
+    )
+    assert rows[0]["mean"] == pytest.approx(post_b.mean()) and rows[0]["significant"]
+    assert rows[0]["decision"] == "ship"
+
+
+# --------------------------------------------------------------------------------------------------
+# Degenerate inputs: never raise, never significant
+# --------------------------------------------------------------------------------------------------
+
+
+def test_degenerate_two_units_negative_variance():
+    # test_tests.py test_two_sided_ttest_missing_variance: n=2 with these sums has negative variance
+    r = compare(SampleMean(2, 1396.87, 52377.9767), B)
+    assert math.isnan(r.p_value) and math.isnan(r.ci_low) and r.error is not None
+
+
+@pytest.mark.parametrize(
+    "control, treatment",
+    [
+        (SampleMean(0, 0, 0), SampleMean(0, 0, 0)),
+        (SampleMean(3, 20, 443), SampleMean(1, 1, 1)),  # test_gbstats.py ONE_USER_DF
+        (SampleMean(100, 0, 0), SampleMean(100, 7, 7)),  # zero control mean and zero variance
+        (SampleMean(100, 100, 100), SampleMean(100, 100, 100)),  # both constant
+        (sample_mean([-1, 1] * 50), sample_mean([0, 2] * 50)),  # zero control mean, positive variance
+        (Ratio(50, 0, 0, 0, 0, 0), Ratio(50, 5, 5, 60, 80, 6)),
+        (Ratio(1, 1, 1, 2, 4, 2), Ratio(1, 1, 1, 2, 4, 2)),
+        (Cuped(1, 1, 1, 1, 1, 1), Cuped(1, 2, 4, 1, 1, 2)),
+        (Cuped(100, 0, 0, 0, 0, 0), Cuped(100, 0, 0, 0, 0, 0)),
+        (SampleMean(None, None, None), SampleMean(10, Decimal("5"), Decimal("5"))),  # NULLs / Decimals from SQL
+        (SampleMean(10, float("nan"), float("nan")), SampleMean(10, 5, 5)),
+        (Ratio(10, 5, 5, 10, 10, 5), SampleMean(10, 5, 5)),  # incomparable kinds
+    ],
+)
+def test_degenerate_inputs_do_not_raise(control, treatment):
+    for kw in ({}, {"sequential": True}, {"alternative": "greater"}, {"alternative": "less", "sequential": True}):
+        r = compare(control, treatment, **kw)
+        assert not (r.p_value < 0.05)
+    rows = analyze("x", {"m": {"c": control, "t": treatment}, "g": {"c": control, "t": treatment}}, "c",
+                   primary="m", guardrails={"g": "increase"})
+    assert len(rows) == 2
+    for row in rows:
+        assert row["significant"] is False and row["decision"] in ("keep_running", "invalid")
+
+
+def test_degenerate_zero_control_mean_gives_nan_relative_lift_only():
+    r = compare(sample_mean([-1, 1] * 50), sample_mean([0, 2] * 50))
+    assert math.isnan(r.rel_lift) and math.isnan(r.ci_low) and math.isnan(r.p_value)
+    assert r.abs_lift == pytest.approx(1.0) and r.abs_p_value < 0.05  # the absolute scale is well defined
+
+
+def test_analyze_missing_arms_and_metrics():
+    stats = {
+        "conversion_rate": {"control": SampleMean(100, 10, 10)},
+        "latency_ms": {"treatment": Ratio(5, 1, 1, 1, 1, 1)},
+    }
+    guards = {"latency_ms": "increase", "error_rate": "increase"}
+    rows = analyze("x", stats, "control", primary="conversion_rate", guardrails=guards)
+    assert {(r["metric"], r["variant"]) for r in rows} == {
+        ("conversion_rate", "treatment"), ("latency_ms", "treatment"), ("error_rate", "treatment")
+    }
+    for r in rows:
+        assert math.isnan(r["p_value"]) and r["significant"] is False
+    assert analyze("x", {}, "control") == []
+    # control absent from the data altogether
+    rows = analyze("x", {"m": {"a": SampleMean(100, 50, 50)}}, "control", primary="m")
+    assert len(rows) == 1 and math.isnan(rows[0]["p_value"]) and rows[0]["srm_flag"]
