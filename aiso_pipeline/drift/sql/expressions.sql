@@ -1,0 +1,41 @@
+-- Fragments engine.py assembles queries from. Each starts at a "-- name:" line; {c} is a generated alias
+-- (c0, c1, ...), {expr} a whitelisted column identifier or a feature_value fragment, {index} a generated integer.
+
+-- name: numeric
+-- A numeric column as DOUBLE, with NaN and +-Infinity as NULL (Evidently drops them before testing). NaN compares
+-- greater than every number in DuckDB and in Spark SQL, so BETWEEN excludes it. TRY_CAST: DuckDB and Spark >= 3.2.
+CASE WHEN TRY_CAST({expr} AS DOUBLE) BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308
+     THEN TRY_CAST({expr} AS DOUBLE) END AS {c}
+
+-- name: categorical
+-- A categorical column as text (booleans become 'true' / 'false' in DuckDB and Spark alike).
+CAST({expr} AS VARCHAR) AS {c}
+
+-- name: feature_values
+-- DuckDB-specific: json_extract_string with a list of JSON paths parses each document once and returns a list
+-- of strings (Spark: from_json(features, 'map<string,string>') then map lookups).
+json_extract_string(features, $feature_paths) AS drift_feature_values
+
+-- name: feature_value
+-- DuckDB-specific: 1-based list indexing (Spark: element_at(list, {index}), also 1-based).
+drift_feature_values[{index}]
+
+-- name: numeric_moments
+-- APPROX_COUNT_DISTINCT exists in DuckDB and Spark SQL (HyperLogLog); it only decides exact vs grid binning.
+COUNT({c}) AS n_{c}, STDDEV_POP({c}) AS sd_{c}, APPROX_COUNT_DISTINCT({c}) AS nd_{c}
+
+-- name: categorical_moments
+COUNT({c}) AS n_{c}, APPROX_COUNT_DISTINCT({c}) AS nd_{c}
+
+-- name: numeric_bin
+-- Step h_c per model from drift_grid: NULL = column not needed, 0 = exact values, > 0 = bucket number ROUND(v / h).
+CASE WHEN g.h_{c} IS NULL THEN NULL WHEN g.h_{c} > 0 THEN ROUND(r.{c} / g.h_{c}) ELSE r.{c} END AS {c}
+
+-- name: categorical_bin
+CASE WHEN g.h_{c} > 0 THEN r.{c} END AS {c}
+
+-- name: bin_output
+{c}, GROUPING({c}) AS g_{c}
+
+-- name: bin_set
+(model, drift_side, {c})
