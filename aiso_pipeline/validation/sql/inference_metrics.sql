@@ -1,0 +1,25 @@
+-- Metrics of one inference partition ($dt) that span tables or days: one row. Used by the `sql` checks
+-- quarantine_share, files_quarantined, freshness (quality.ingest_log) and volume (trailing days of raw rows).
+WITH log AS (
+    SELECT count(*) AS files,
+           count(*) FILTER (WHERE file_error IS NOT NULL) AS files_quarantined,
+           coalesce(sum(rows_read), 0) AS rows_read,
+           coalesce(sum(rows_quarantined), 0) AS rows_quarantined
+    FROM quality.ingest_log
+    WHERE stream = 'inference' AND dt = $dt::DATE
+),
+days AS (  -- row count per day, the partition and the trailing $history_days days (zone maps skip other days)
+    SELECT dt, count(*) AS n
+    FROM raw.inference_events
+    WHERE dt BETWEEN $dt::DATE - $history_days::INTEGER AND $dt::DATE
+    GROUP BY dt
+),
+volume AS (
+    SELECT coalesce(max(n) FILTER (WHERE dt = $dt::DATE), 0) AS rows_loaded,
+           median(n) FILTER (WHERE dt < $dt::DATE) AS median_rows,
+           count(*) FILTER (WHERE dt < $dt::DATE) AS history_days,
+           coalesce(list({'dt': dt::VARCHAR, 'rows': n} ORDER BY dt) FILTER (WHERE dt < $dt::DATE), []) AS history
+    FROM days
+)
+SELECT log.*, volume.*, NULL::BIGINT AS with_request_id, NULL::BIGINT AS unknown_request_id
+FROM log, volume;
