@@ -153,12 +153,14 @@ def _fault(stream: str, line: str) -> str | None:
         return "broken_json"
     if stream == "product":
         row = canonical(row, PRODUCT_ALIASES)
-        checks = [("missing_message_id", lambda: "message_id" not in row), ("missing_event", lambda: "event" not in row),
+        checks = [("missing_message_id", lambda: "message_id" not in row),
+                  ("missing_event", lambda: "event" not in row),
                   ("missing_user", lambda: not (row.get("user_id") or row.get("anonymous_id"))),
                   ("bad_timestamp", lambda: row["timestamp"] == JUNK_TIMESTAMP)]
     else:
         row = canonical(row, INFERENCE_ALIASES)
-        checks = [("missing_request_id", lambda: "request_id" not in row), ("missing_model", lambda: "model" not in row),
+        checks = [("missing_request_id", lambda: "request_id" not in row),
+                  ("missing_model", lambda: "model" not in row),
                   ("missing_timestamp", lambda: "timestamp" not in row),
                   ("bad_type", lambda: row["input_tokens"] == "abc"),
                   ("negative_tokens", lambda: row["output_tokens"] < 0),

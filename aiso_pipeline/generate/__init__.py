@@ -39,6 +39,8 @@ __all__ = ["GenerateResult", "generate"]
 
 MAX_FILE_ROWS = 1_000_000
 GUARDRAILS = ["latency_ms", "cost_per_user", "error_rate"]
+BAD_FILES = (("product", "empty", "jsonl"), ("inference", "truncated_gzip", "jsonl.gz"),
+             ("product", "binary_garbage", "jsonl"))  # (stream, kind, format), in mixed runs with malformed=True
 
 
 @dataclass
@@ -63,7 +65,10 @@ def generate(data_dir: Path, start: dt.date, end: dt.date, seed: int = 7, infere
         raise AisoError("generate needs start <= end and at least one inference a day and one user")
     days = [start + dt.timedelta(d) for d in range((end - start).days + 1)]
     gen = _Generator(Path(data_dir), World.build(seed, days, users), formats, malformed)
-    gen.run(inferences_per_day)
+    try:
+        gen.run(inferences_per_day)
+    finally:
+        gen.con.close()
     return gen.result
 
 
@@ -75,7 +80,7 @@ class _PlainDumper(yaml.SafeDumper):
 class _Generator:
     def __init__(self, root: Path, world: World, formats: str, malformed: bool):
         self.root, self.w, self.formats = root, world, formats
-        self.con = duckdb.connect()
+        self.con = duckdb.connect(config={"threads": 2})  # as fast here as more threads, with far less memory
         self.planter = faults.Planter(world.seed, malformed)
         self.result = GenerateResult(days=world.days)
         self.outcomes = dict.fromkeys([*ATTRIBUTION, "dropped_after_end"], 0)
@@ -101,7 +106,9 @@ class _Generator:
                     else:
                         self.outcomes["dropped_after_end"] += int((attribution[rows] >= 0).sum())
                 self._write("inference", i, j, inf)
-            today = pending.pop(i)
+            today = pending.pop(i, [])
+            if not today:  # only with a handful of calls a day
+                continue
             events = faults.concat([e for e, _ in today])
             attribution = np.concatenate([a for _, a in today])
             for code, name in enumerate(ATTRIBUTION):
@@ -142,11 +149,9 @@ class _Generator:
 
     def _bad_files(self) -> None:
         """One empty, one truncated and one garbage file, on different days when there are enough."""
-        n, w = len(self.w.days), self.w
-        for k, (stream, kind, fmt) in enumerate([("product", "empty", "jsonl"), ("inference", "truncated_gzip",
-                                                                                 "jsonl.gz"),
-                                                 ("product", "binary_garbage", "jsonl")]):
-            i = (k + 1) % n
+        w = self.w
+        for k, (stream, kind, fmt) in enumerate(BAD_FILES):
+            i = (k + 1) % len(w.days)
             path = self._path(stream, i, 100 + k, fmt)
             if kind == "empty":
                 path.write_bytes(b"")

@@ -1,7 +1,7 @@
 """Vectorised simulation of one shard of a day: the inference calls, then the product events that follow them.
 
 Both return a dict of equal-length numpy arrays ("columns"). Categorical columns hold codes into the label
-tuples of `world`; -1 (codes, user) or NaN (floats) or 0 (ids) mean absent.
+tuples of `world`; -1 (codes, user, cached_input_tokens), NaN (floats) and 0 (ids) mean absent.
 """
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def inference_shard(w: World, day_i: int, shard: int, rows: int) -> dict[str, np
         prompt_chars=prompt, language=lang, retrieved_docs=docs, user_tier=w.user_pro[u].astype(np.int8),
         region=np.where(rng.random(n) < 0.6, w.user_region[u], -1),
         app_version=np.where(rng.random(n) < 0.3, rng.choice(len(APP_VERSIONS), n), -1),
-        last=np.r_[sess[1:] != sess[:-1], True],  # last logged call of its session (for outcomes)
+        last=np.diff(sess, append=-1) != 0,  # last logged call of its session (for outcomes)
     )
     return {k: v[order] for k, v in cols.items()}
 

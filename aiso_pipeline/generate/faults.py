@@ -8,15 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .render import F, JSON_FORMATS
+from .render import F, JSON_FORMATS, KINDS
 from .world import TAG_FAULT, id_keys
 
-KINDS = {
-    "inference": ("broken_json", "missing_request_id", "missing_model", "missing_timestamp", "bad_type",
-                  "negative_tokens", "confidence_out_of_range", "sample_rate_zero", "cached_gt_input", "bad_status",
-                  "bad_timestamp"),
-    "product": ("broken_json", "missing_message_id", "missing_event", "missing_user", "bad_timestamp"),
-}
 ID = {"inference": "rid", "product": "mid"}
 MALFORMED_SHARE, DUPLICATE_SHARE = 0.003, 0.001
 

@@ -14,11 +14,14 @@ from .world import EXPERIMENTS, FEATURES, LANGUAGES, MODEL_NAMES, MODELS, REGION
 FORMATS = ("jsonl", "jsonl.gz", "parquet", "csv")
 JSON_FORMATS = ("jsonl", "jsonl.gz")
 
-# Fault codes in the `bad` column (0 = a valid row). `injection` rows are valid and must load.
-FAULTS = ("broken_json", "missing_request_id", "missing_model", "missing_timestamp", "bad_type", "negative_tokens",
-          "confidence_out_of_range", "sample_rate_zero", "cached_gt_input", "bad_status", "bad_timestamp",
-          "missing_message_id", "missing_event", "missing_user", "injection")
-F = {name: code for code, name in enumerate(FAULTS, start=1)}
+# Malformed rows each stream can get (each must be quarantined), and their codes in the `bad` column (0 = valid).
+KINDS = {
+    "inference": ("broken_json", "missing_request_id", "missing_model", "missing_timestamp", "bad_type",
+                  "negative_tokens", "confidence_out_of_range", "sample_rate_zero", "cached_gt_input", "bad_status",
+                  "bad_timestamp"),
+    "product": ("broken_json", "missing_message_id", "missing_event", "missing_user", "bad_timestamp"),
+}
+F = {name: code for code, name in enumerate(dict.fromkeys([*KINDS["inference"], *KINDS["product"], "injection"]), 1)}
 INJECTION = {"inference": "x'; DROP TABLE raw.inference_events; --", "product": "x'; DROP TABLE raw.product_events; --"}
 JUNK_TIMESTAMP = "yesterday 25:61"
 
@@ -73,9 +76,9 @@ def _nested(fmt: str, struct: str) -> str:
     return f"json_merge_patch('{{}}', to_json({struct}))::VARCHAR" if fmt == "csv" else struct
 
 
-def _id(stream: str, fmt: str, missing: str) -> str:
+def _id(stream: str, value: str, missing: str) -> str:
     injection = INJECTION[stream].replace("'", "''")
-    return f"CASE bad WHEN {F[missing]} THEN NULL WHEN {F['injection']} THEN '{injection}' ELSE {fmt} END"
+    return f"CASE bad WHEN {F[missing]} THEN NULL WHEN {F['injection']} THEN '{injection}' ELSE {value} END"
 
 
 USER_ID, SESSION_ID, REQUEST_ID = "printf('user_%06d', \"user\")", "printf('sess_%016x', session)", \

@@ -25,6 +25,7 @@ class Model:
     reported_price: tuple[float, float] | None = None  # USD per Mtok (input, output): this provider reports cost_usd
 
 
+LLAMA = "meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo"  # Together AI's name, as the price table spells it
 MODELS = (
     Model("gpt-4o", "openai", "gpt-4o-2024-08-06", "chat", 450, 9),
     Model("gpt-4o-mini", "openai", "gpt-4o-mini-2024-07-18", "chat", 300, 5),
@@ -32,7 +33,7 @@ MODELS = (
     Model("claude-sonnet-4-20250514", "anthropic", "claude-sonnet-4-20250514", "chat", 650, 11),
     Model("gemini-1.5-flash", "gcp.gemini", "gemini-1.5-flash-002", "generate_content", 250, 4),
     Model("mistral-large-latest", "mistral_ai", "mistral-large-2411", "chat", 500, 10, reported_price=(2.0, 6.0)),
-    Model("llama-3.1-70b-instruct", "aws.bedrock", "meta.llama3-1-70b-instruct-v1:0", "chat", 350, 7),
+    Model(LLAMA, "together_ai", LLAMA, "chat", 350, 7),
     Model("acme-internal-7b", "acme", "acme-internal-7b-v3", "chat", 150, 3),  # self-hosted: in no price table
 )
 MODEL_NAMES = tuple(m.name for m in MODELS)
@@ -59,9 +60,9 @@ FEATURES = (
             {"gpt-4o": .30, "claude-3-5-sonnet-20241022": .18, "claude-sonnet-4-20250514": .14,
              "gpt-4o-mini": .18, "mistral-large-latest": .12, "acme-internal-7b": .08}, None, 0.35, 0.0),
     Feature("search", 0.26, 6, 15, 60, 90, 6,
-            {"gpt-4o-mini": .45, "gemini-1.5-flash": .40, "llama-3.1-70b-instruct": .15}, 0.25, 0.15, 0.008),
+            {"gpt-4o-mini": .45, "gemini-1.5-flash": .40, LLAMA: .15}, 0.25, 0.15, 0.008),
     Feature("recommendations", 0.38, 2, 60, 150, 60, 3,
-            {"gemini-1.5-flash": .35, "gpt-4o-mini": .25, "llama-3.1-70b-instruct": .20, "gpt-4o": .10,
+            {"gemini-1.5-flash": .35, "gpt-4o-mini": .25, LLAMA: .20, "gpt-4o": .10,
              "acme-internal-7b": .10}, 1.0, 0.05, 0.025),
 )
 CHAT, SEARCH, RECS = range(3)
