@@ -1,0 +1,182 @@
+"""Alerts: one log line each, and a Slack-compatible POST to $AISO_ALERT_WEBHOOK when it is set.
+
+Delivery retries transient failures (connection errors, timeouts, HTTP 429 and 5xx) with exponential backoff, a
+bounded number of times; a 4xx other than 429 is a configuration problem and is not retried. `Ledger` remembers
+which alerts were sent, so an anomaly is alerted once (again only if its severity rises), within a bounded horizon.
+Plain Python; the Dagster sensors that call this live in aiso_pipeline/defs/orchestration.py.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Callable
+
+WEBHOOK_ENV = "AISO_ALERT_WEBHOOK"
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+ICON = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str  # what the alert is about, e.g. an anomaly_id or a run id
+    severity: str  # info | warning | critical
+    title: str  # one line
+    details: str = ""  # more lines (Slack mrkdwn)
+    context: str = ""  # small print: ids, links
+
+    @property
+    def text(self) -> str:
+        return f"[{self.severity}] {self.title}"
+
+
+def slack_payload(alert: Alert) -> dict:
+    """Slack incoming-webhook JSON: `text` is the fallback (and what non-Slack receivers read), blocks the layout."""
+    body = f"{ICON.get(alert.severity, '')} *{alert.text}*"
+    if alert.details:
+        body += "\n" + alert.details
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}}]
+    if alert.context:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": alert.context[:2000]}]})
+    return {"text": alert.text, "blocks": blocks}
+
+
+class DeliveryError(Exception):
+    """The webhook did not accept the alert after the allowed attempts."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int = 4  # in total, first try included
+    backoff_seconds: float = 0.5  # wait before the 2nd attempt; doubles each time
+    max_backoff_seconds: float = 8.0  # cap on one wait, also on a server's Retry-After
+    timeout_seconds: float = 5.0  # per request
+
+
+def post_json(url: str, payload: dict, retry: Retry = Retry(),
+              sleep: Callable[[float], None] = time.sleep) -> int:
+    """POST `payload` as JSON; retry transient failures. Returns the attempts used; raises DeliveryError."""
+    data = json.dumps(payload).encode()
+    problem = ""
+    for attempt in range(1, retry.attempts + 1):
+        wait = min(retry.backoff_seconds * 2 ** (attempt - 1), retry.max_backoff_seconds)
+        request = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"Content-Type": "application/json", "User-Agent": "aiso-pipeline"})
+        try:
+            with urllib.request.urlopen(request, timeout=retry.timeout_seconds) as response:
+                response.read()
+            return attempt
+        except urllib.error.HTTPError as e:
+            problem = f"HTTP {e.code} {e.reason}"
+            if e.code != 429 and e.code < 500:
+                raise DeliveryError(f"webhook refused the alert: {problem} (check {WEBHOOK_ENV})") from e
+            retry_after = e.headers.get("Retry-After") if e.headers else None
+            if retry_after and retry_after.strip().isdigit():
+                wait = min(float(retry_after), retry.max_backoff_seconds)
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            problem = str(getattr(e, "reason", e))
+        if attempt < retry.attempts:
+            sleep(wait)
+    raise DeliveryError(f"webhook failed {retry.attempts} times, last: {problem}")
+
+
+def webhook_url() -> str | None:
+    """$AISO_ALERT_WEBHOOK, read when an alert is sent (so a changed .env needs no code reload)."""
+    return os.environ.get(WEBHOOK_ENV, "").strip() or None
+
+
+def send(alert: Alert, logger: logging.Logger | None = None, url: str | None = None, retry: Retry = Retry(),
+         sleep: Callable[[float], None] = time.sleep) -> None:
+    """Log the alert (always), then POST it to `url` (default $AISO_ALERT_WEBHOOK) if there is one.
+
+    Raises DeliveryError when the webhook does not take it: the caller decides whether to try again later.
+    """
+    logger = logger or log
+    line = f"ALERT {alert.text}" + (f" | {alert.details}" if alert.details else "")
+    (logger.error if alert.severity == "critical" else logger.warning)(line.replace("\n", " | "))
+    url = url or webhook_url()
+    if url:
+        post_json(url, slack_payload(alert), retry, sleep)
+
+
+SHARES = {"error_rate", "fallback_rate", "join_rate", "dataset_drift"}  # shown as percentages
+
+
+def _fmt(metric: str, x) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.1%}" if metric in SHARES else f"{x:,.4g}"
+
+
+def anomaly_alert(row: dict, ui_url: str | None = None) -> Alert:
+    """An alert for one marts.anomalies row (as a dict of its columns)."""
+    where = row["model"] + (f" / {row['feature']}" if row.get("feature") else "")
+    metric = row["metric"]
+    if row["kind"] == "drift":
+        title = f"dataset drift on {where} for {row['dt']}: {_fmt(metric, row['value'])} of input columns drifted"
+        details = f"trailing median share drifted: {_fmt(metric, row.get('baseline'))}"
+    else:
+        title = f"{metric} {row['kind']} on {where} for {row['dt']}: {_fmt(metric, row['value'])}"
+        details = (f"baseline (trailing median) {_fmt(metric, row.get('baseline'))}, threshold "
+                   f"{_fmt(metric, row.get('threshold'))}, robust z {row['z_score']:+.1f}"
+                   if row.get("z_score") is not None else "")
+    context = f"anomaly_id {row['anomaly_id']} · marts.anomalies"
+    if ui_url:
+        context += f" · <{ui_url.rstrip('/')}/assets/marts/anomalies|open in Dagster>"
+    return Alert(row["anomaly_id"], row["severity"], title, details, context)
+
+
+def error_summary(error) -> str:
+    """One line from a Dagster error (SerializableErrorInfo: message, cls_name, cause): the AisoError in the
+    cause chain if there is one (it says what to do), else the innermost cause."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause
+    if not chain:
+        return "unknown error"
+    chosen = next((e for e in chain if e.cls_name == "AisoError"), chain[-1])
+    lines = [line for line in (chosen.message or "").strip().splitlines() if line.strip()]
+    return lines[-1].removeprefix("aiso_pipeline.errors.AisoError: ") if lines else chosen.cls_name
+
+
+def run_failure_alert(job: str, run_id: str, partition: str | None, message: str, ui_url: str | None = None) -> Alert:
+    title = f"run of {job}" + (f" for {partition}" if partition else "") + " failed"
+    context = f"run {run_id}"
+    if ui_url:
+        context += f" · <{ui_url.rstrip('/')}/runs/{run_id}|open in Dagster>"
+    return Alert(f"run:{run_id}", "critical", title, message, context)
+
+
+class Ledger:
+    """Which alerts were sent: {key: [day, severity rank]}, kept for `horizon_days` before the newest day seen.
+
+    Serialised as the sensor cursor, so it is bounded: keys about days older than the horizon are forgotten (and
+    anomalies that old are not alerted at all, see `wants`).
+    """
+
+    def __init__(self, cursor: str | None, horizon_days: int):
+        self.horizon_days = horizon_days
+        self.sent: dict[str, list] = json.loads(cursor)["sent"] if cursor else {}
+
+    def wants(self, key: str, day: date, severity: str, newest: date) -> bool:
+        """Alert `key` about `day`? Not if sent before at this severity or higher, or if older than the horizon."""
+        if day < newest - timedelta(days=self.horizon_days):
+            return False
+        sent = self.sent.get(key)
+        return sent is None or SEVERITY_RANK.get(severity, 0) > sent[1]
+
+    def record(self, key: str, day: date, severity: str) -> None:
+        self.sent[key] = [day.isoformat(), SEVERITY_RANK.get(severity, 0)]
+
+    def cursor(self, newest: date | None) -> str:
+        if newest is not None:
+            oldest = (newest - timedelta(days=self.horizon_days)).isoformat()
+            self.sent = {k: v for k, v in self.sent.items() if v[0] >= oldest}
+        return json.dumps({"sent": self.sent}, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,131 @@
+"""Anomalies in the daily marts: a robust baseline per model × feature × metric (CONTRACT section 7, marts.anomalies).
+
+For day D and each metric, the baseline is the median of the trailing `window_days` days before D and the spread
+is the MAD (median absolute deviation) × 1.4826, floored so a flat history does not make every blip significant.
+The robust z-score (value − median) / spread flags a `warning` at |z| ≥ warn_z and `critical` at |z| ≥ critical_z,
+in the direction that matters for the metric (a request drop and a request spike both matter; a join-rate rise
+does not). Dataset drift comes from marts.drift_summary as decided by the drift assets.
+
+Only the trailing window is read, so the work grows with a day's data, not with history. Plain Python + DuckDB
+SQL; the Dagster wiring is aiso_pipeline/defs/anomalies.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from aiso_pipeline import warehouse
+
+SQL = "anomalies/sql"
+SOURCES = (  # source table → the SQL file turning its trailing window into observations
+    ("marts.cost_daily", f"{SQL}/obs_cost.sql"),
+    ("marts.outcome_coverage", f"{SQL}/obs_coverage.sql"),
+)
+DRIFT_SOURCE = "marts.drift_summary"
+TEMP_TABLES = ("_anomaly_obs", "_anomaly_found", "_anomaly_rules", "_anomaly_prev")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one metric is judged. The spread is floored at max(abs_floor, rel_floor·|median|, √median for counts)."""
+
+    metric: str
+    direction: str  # 'up', 'down' or 'both': which side of the baseline is an anomaly
+    abs_floor: float
+    rel_floor: float
+    count_metric: bool = False  # Poisson-like counts: the floor includes √median
+    volume_gated: bool = True  # a rate: days with fewer than min_requests requests are neither judged nor history
+    needs_closed_window: bool = False  # outcome-based: only days whose attribution window has closed
+
+
+RULES = (
+    Rule("requests", "both", abs_floor=1.0, rel_floor=0.05, count_metric=True, volume_gated=False),
+    Rule("cost_usd", "up", abs_floor=0.01, rel_floor=0.05),
+    Rule("cost_per_success", "up", abs_floor=0.0001, rel_floor=0.05, needs_closed_window=True),
+    Rule("latency_p95_ms", "up", abs_floor=10.0, rel_floor=0.05),
+    Rule("error_rate", "up", abs_floor=0.01, rel_floor=0.10),
+    Rule("fallback_rate", "up", abs_floor=0.01, rel_floor=0.10),
+    Rule("join_rate", "down", abs_floor=0.02, rel_floor=0.0, needs_closed_window=True),
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn_z: float = 3.5
+    critical_z: float = 6.0
+    min_history_days: int = 7  # fewer usable days before D: the metric is not judged (new model or feature)
+    window_days: int = 14  # trailing days in the baseline
+    min_requests: float = 20.0  # volume a day needs for its rates to be judged or used as history
+    drift_critical_share: float = 0.5  # dataset drift with at least this share of columns drifted is critical
+    rules: tuple[Rule, ...] = field(default=RULES)
+
+    def __post_init__(self):
+        if not 0 < self.warn_z <= self.critical_z:
+            raise ValueError(f"need 0 < warn_z <= critical_z, got warn_z={self.warn_z}, critical_z={self.critical_z}")
+        if not 1 <= self.min_history_days <= self.window_days:
+            raise ValueError(f"need 1 <= min_history_days <= window_days, got {self.min_history_days} and "
+                             f"{self.window_days}")
+        if self.min_requests < 0 or not 0 <= self.drift_critical_share <= 1:
+            raise ValueError("min_requests must be >= 0 and drift_critical_share in [0, 1]")
+        for r in self.rules:
+            if r.direction not in ("up", "down", "both") or r.abs_floor <= 0 or r.rel_floor < 0:
+                raise ValueError(f"rule {r.metric}: direction must be up/down/both, abs_floor > 0, rel_floor >= 0")
+
+
+@dataclass(frozen=True)
+class DetectSummary:
+    dt: str
+    anomalies: int
+    critical: int
+    by_metric: dict[str, int]
+    missing_sources: tuple[str, ...]  # marts not built (yet): their metrics were not judged
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    warehouse.run(con, f"{SQL}/schema.sql")
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {f"{s}.{t}" for s, t in con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'marts'").fetchall()}
+
+
+def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thresholds()) -> DetectSummary:
+    """Replace marts.anomalies for day `dt` (one transaction): idempotent, and ids are stable across reruns."""
+    t = thresholds
+    ensure_table(con)
+    present = _tables(con)
+    params = {"dt": dt, "window_days": t.window_days, "min_history_days": t.min_history_days,
+              "min_requests": t.min_requests, "warn_z": t.warn_z, "critical_z": t.critical_z,
+              "drift_critical_share": t.drift_critical_share}
+    warehouse.run(con, f"{SQL}/prepare.sql")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _anomaly_rules (metric VARCHAR, direction VARCHAR, abs_floor DOUBLE,
+                   rel_floor DOUBLE, count_metric BOOLEAN, volume_gated BOOLEAN, needs_closed_window BOOLEAN)""")
+    con.executemany("INSERT INTO _anomaly_rules VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(r.metric, r.direction, r.abs_floor, r.rel_floor, r.count_metric, r.volume_gated,
+                      r.needs_closed_window) for r in t.rules])
+    missing = []
+    for table, file in SOURCES:
+        if table in present:
+            warehouse.run(con, file, **params)
+        else:
+            missing.append(table)
+    warehouse.run(con, f"{SQL}/score.sql", **params)
+    if DRIFT_SOURCE in present:
+        warehouse.run(con, f"{SQL}/drift.sql", **params)
+    else:
+        missing.append(DRIFT_SOURCE)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        warehouse.run(con, f"{SQL}/write.sql", **params)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    by_metric = dict(con.execute(
+        "SELECT metric, count(*) FROM _anomaly_found GROUP BY metric ORDER BY metric").fetchall())
+    critical = con.execute("SELECT count(*) FROM _anomaly_found WHERE severity = 'critical'").fetchone()[0]
+    for table in TEMP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    return DetectSummary(dt, sum(by_metric.values()), critical, by_metric, tuple(missing))

@@ -1,0 +1,15 @@
+-- Replace partition $dt of marts.anomalies (run inside one transaction). anomaly_id is a hash of what the anomaly
+-- is about, so a rerun keeps the ids (alerts are not sent twice) and the first detected_at.
+CREATE OR REPLACE TEMP TABLE _anomaly_prev AS
+SELECT anomaly_id, detected_at FROM marts.anomalies WHERE dt = $dt::DATE;
+
+DELETE FROM marts.anomalies WHERE dt = $dt::DATE;
+
+INSERT INTO marts.anomalies BY NAME
+SELECT f.*, coalesce(p.detected_at, current_timestamp) AS detected_at
+FROM (
+    SELECT *, left(md5(concat_ws('|', CAST(dt AS VARCHAR), kind, model, coalesce(feature, ''), metric)), 16)
+              AS anomaly_id
+    FROM _anomaly_found
+) f
+LEFT JOIN _anomaly_prev p USING (anomaly_id);
