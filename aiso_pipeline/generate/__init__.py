@@ -160,7 +160,7 @@ class _Generator:
             else:  # a real export with fresh ids, cut in half: whatever was readable must not load either
                 cols = inference_shard(w, i, 255, 200)
                 del cols["last"]
-                cols["rid"] = id_keys(w.days[i], 255, len(cols["ts"]), TAG_FAULT)
+                cols["rid"] = id_keys(w.seed, w.days[i], 255, len(cols["ts"]), TAG_FAULT)
                 cols["bad"] = np.zeros(len(cols["ts"]), np.int8)
                 render.write(self.con, render.to_arrow(cols), render.inference_select(fmt, False), fmt, path)
                 faults.truncated_gzip(path)

@@ -48,7 +48,7 @@ def inference_shard(w: World, day_i: int, shard: int, rows: int) -> dict[str, np
     s_user = rng.choice(w.users, s, p=w.user_p)
     s_model = (rng.random(s)[:, None] > _MODEL_CUM[s_feat]).sum(axis=1)
     s_start = rng.choice(24, s, p=HOUR_P) * 3_600_000 + rng.integers(0, 3_600_000, s)
-    s_id = id_keys(day, shard, s, TAG_SESSION)
+    s_id = id_keys(w.seed, day, shard, s, TAG_SESSION)
 
     sess = np.repeat(np.arange(s), s_calls)
     first = np.cumsum(s_calls) - s_calls
@@ -106,7 +106,8 @@ def inference_shard(w: World, day_i: int, shard: int, rows: int) -> dict[str, np
 
     order = np.argsort(ts, kind="stable")  # exports are time-ordered
     cols = dict(
-        rid=id_keys(day, shard, n, TAG_REQUEST), ts=ts, epoch_ms=style == 2, tz=tz, tz_min=TZ_MIN[tz],
+        rid=id_keys(w.seed, day, shard, n, TAG_REQUEST),
+        ts=ts, epoch_ms=style == 2, tz=tz, tz_min=TZ_MIN[tz],
         model=m, feature=f, user=u, session=s_id[sess], input_tokens=tokens_in,
         output_tokens=tokens_out, cached_input_tokens=np.where(cached > 0, cached, -1),
         latency_ms=np.round(latency, 1), status=status, error_type=error_type,
@@ -152,7 +153,7 @@ def product_events(w: World, inf: dict[str, np.ndarray], day_i: int, shard: int)
     late = (attribution == 0) & (rng.random(k) < np.where(event == ORDER, 0.04, 0.01))
     attribution[late] = 3
     delay[late] = rng.uniform(25, 40, late.sum()) * 3_600_000  # past the 24 h attribution window
-    unknown = id_keys(w.days[day_i], shard, k, TAG_UNKNOWN)
+    unknown = id_keys(w.seed, w.days[day_i], shard, k, TAG_UNKNOWN)
     rid = np.select([attribution == 1, attribution == 2], [np.uint64(0), unknown], inf["rid"][src])
 
     # Page views: a few per session with the user, plus anonymous visitors who never call a model.
@@ -169,7 +170,7 @@ def product_events(w: World, inf: dict[str, np.ndarray], day_i: int, shard: int)
                                                                      ^ np.uint64(TAG_ANON)), 0), visitor]
     is_order = np.r_[event == ORDER, np.zeros(len(page), bool)]
     cols = dict(
-        mid=id_keys(w.days[day_i], shard, m, TAG_MESSAGE),
+        mid=id_keys(w.seed, w.days[day_i], shard, m, TAG_MESSAGE),
         ts=np.r_[inf["ts"][src] + delay.astype(np.int64), inf["ts"][page] + page_delay.astype(np.int64)],
         epoch_ms=rng.random(m) < 0.06, tz=np.zeros(m, np.int8), tz_min=np.zeros(m, np.int16),  # Segment: UTC
         event=np.r_[event, np.full(len(page), PAGE)],

@@ -60,7 +60,8 @@ class Planter:
             self.malformed[stream][kind] += 1
         broken = take(cols, rng.integers(0, n, count + first))
         broken["bad"] = np.array([F[k] for k in bad] + [F["injection"]] * first, np.int8)
-        broken[ID[stream]] = id_keys(day, file_key, count + first, TAG_FAULT)  # never clash with valid ids
+        # Fresh ids: a malformed row must never be mistaken for a duplicate of a valid one.
+        broken[ID[stream]] = id_keys(self.seed, day, file_key, count + first, TAG_FAULT)
         self.injected.add(stream)
 
         dups = take(cols, rng.integers(0, n, max(1, round(DUPLICATE_SHARE * n))))

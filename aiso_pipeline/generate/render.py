@@ -81,18 +81,19 @@ def _id(stream: str, value: str, missing: str) -> str:
     return f"CASE bad WHEN {F[missing]} THEN NULL WHEN {F['injection']} THEN '{injection}' ELSE {value} END"
 
 
-USER_ID, SESSION_ID, REQUEST_ID = "printf('user_%06d', \"user\")", "printf('sess_%016x', session)", \
-    "printf('req_%016x', rid)"
+USER_ID = "printf('user_%06d', \"user\")"
+SESSION_ID = "printf('sess_%016x', session)"
+REQUEST_ID = "printf('req_%016x', rid)"
 
 
 def inference_select(fmt: str, alias: bool) -> list[tuple[str, str]]:
     """(key, SQL) per written key; `alias` uses the OpenTelemetry GenAI names (and latency in seconds)."""
     if fmt == "parquet":
         tokens_in = "input_tokens"  # a typed column cannot hold "abc"
+    elif fmt == "csv":
+        tokens_in = f"CASE WHEN bad = {F['bad_type']} THEN 'abc' ELSE input_tokens::VARCHAR END"
     else:
-        abc = "to_json('abc')" if fmt in JSON_FORMATS else "'abc'"
-        tokens_in = f"CASE WHEN bad = {F['bad_type']} THEN {abc} ELSE " + (
-            "to_json(input_tokens) END" if fmt in JSON_FORMATS else "input_tokens::VARCHAR END")
+        tokens_in = f"CASE WHEN bad = {F['bad_type']} THEN to_json('abc') ELSE to_json(input_tokens) END"
     features = "{'prompt_chars': prompt_chars, 'language': language, 'retrieved_docs': retrieved_docs, " \
                "'user_tier': user_tier}"
     keys = [
@@ -134,7 +135,7 @@ def product_select(fmt: str, camel: bool, request_in_properties: bool) -> list[t
     no_user = f"bad = {F['missing_user']}"
     props = ("{'revenue': revenue, 'currency': CASE WHEN revenue IS NOT NULL THEN 'USD' END, 'path': path"
              + (f", 'request_id': {REQUEST_ID}" if request_in_properties else "") + "}")
-    keys = [
+    return [
         (key("message_id"), _id("product", "printf('ajs-%016x', mid)", "missing_message_id")),
         ("event", f"CASE WHEN bad = {F['missing_event']} THEN NULL ELSE event END"),
         ("timestamp", _timestamp(fmt)),
@@ -145,7 +146,6 @@ def product_select(fmt: str, camel: bool, request_in_properties: bool) -> list[t
         ("properties", _nested(fmt, props)),
         *([("type", "'track'")] if camel else []),  # Segment's envelope key: unknown to the contract
     ]
-    return keys
 
 
 def write(con: duckdb.DuckDBPyConnection, table: pa.Table, select: list[tuple[str, str]], fmt: str,

@@ -114,10 +114,12 @@ def mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def id_keys(day: dt.date, shard: int, n: int, tag: int) -> np.ndarray:
-    """Unique ids for n things made in one (day, shard): the key packs day, shard and index."""
+def id_keys(seed: int, day: dt.date, shard: int, n: int, tag: int) -> np.ndarray:
+    """Unique ids for n things made in one (day, shard): the key packs day, shard and index; the seed
+    reshuffles them (still a bijection), so runs with different seeds do not share ids."""
     base = ((day - EPOCH).days * 256 + shard) << 32
-    return mix((np.uint64(base) + np.arange(n, dtype=np.uint64)) ^ np.uint64(tag))
+    keys = mix((np.uint64(base) + np.arange(n, dtype=np.uint64)) ^ np.uint64(tag))
+    return mix(keys ^ mix(np.uint64(seed)))
 
 
 @dataclass
