@@ -14,7 +14,7 @@ from aiso_pipeline import warehouse
 from aiso_pipeline.outcomes.config import MAX_UNATTRIBUTED_SHARE, MIN_JOIN_RATE, OutcomeConfig
 
 SQL = "outcomes/sql/"
-TEMP_TABLES = ("_jo_events", "_jo_outcomes", "_jo_check")
+TEMP_TABLES = ("_jo_outcomes", "_jo_check")
 
 
 @dataclass(frozen=True)

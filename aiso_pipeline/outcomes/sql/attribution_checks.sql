@@ -22,13 +22,15 @@ direct AS (
     WHERE ev.request_id IS NOT NULL
 ),
 last_touch AS (
-    -- DuckDB ASOF JOIN, as in joined_attribute.sql (only whether one exists and how far back matters here).
+    -- DuckDB ASOF JOIN, as in joined_attribute.sql. Only how far back the latest inference is matters here, so
+    -- users are matched on a 64-bit hash of user_id (cheaper to partition than strings; a collision could only
+    -- shift one count of this WARN check).
     SELECT CASE WHEN inf.ts IS NULL THEN 'no_prior_inference'
                 WHEN ev.ts <= inf.ts + $window THEN 'attributed'
                 ELSE 'outside_window' END AS outcome
-    FROM (SELECT * FROM ev WHERE request_id IS NULL AND user_id IS NOT NULL) AS ev
-    ASOF LEFT JOIN (SELECT * FROM inf WHERE user_id IS NOT NULL) AS inf
-      ON ev.user_id = inf.user_id AND ev.ts >= inf.ts
+    FROM (SELECT hash(user_id) AS user_key, ts FROM ev WHERE request_id IS NULL AND user_id IS NOT NULL) AS ev
+    ASOF LEFT JOIN (SELECT hash(user_id) AS user_key, ts FROM inf WHERE user_id IS NOT NULL) AS inf
+      ON ev.user_key = inf.user_key AND ev.ts >= inf.ts
 ),
 outcomes AS (
     SELECT outcome FROM direct

@@ -31,17 +31,22 @@ totals AS (
     FROM j
     GROUP BY model, feature
 ),
+latencies AS (
+    -- One row per distinct latency with its total weight: summing ties first is cheaper than sorting every call.
+    SELECT model, feature, latency_ms, sum(weight) AS weight
+    FROM j
+    WHERE latency_ms IS NOT NULL
+    GROUP BY model, feature, latency_ms
+),
 cumulative AS (
     -- Weighted percentile = the smallest latency at which the cumulative weight of calls (ascending latency)
     -- reaches p of the total: the inverse of the weighted empirical CDF, no interpolation. It equals the
     -- percentile of the population the sample stands for (a row of weight 4 counts as 4 identical calls).
-    -- DuckDB has no weighted quantile aggregate, hence the running sum; ties in latency give the same value
-    -- whatever their order.
+    -- DuckDB has no weighted quantile aggregate, hence the running sum.
     SELECT model, feature, latency_ms,
            sum(weight) OVER (PARTITION BY model, feature ORDER BY latency_ms
                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum_weight
-    FROM j
-    WHERE latency_ms IS NOT NULL
+    FROM latencies
 ),
 percentiles AS (
     -- The 1e-9 relative slack keeps float rounding of the running sum from skipping an exact boundary.

@@ -1,27 +1,25 @@
 -- Attribute product events to the inferences of day D (CONTRACT section 5) → temp table _jo_outcomes, one row
--- per inference of D that got at least one event. Reads inference partitions D .. D+k and product
--- partitions D .. D+k only (k = ceil(window / 24 h)): an event can only follow an inference of D
--- by at most the window, so nothing older or newer can matter and the cost tracks the day's data, not history.
-
--- Product events that could fall in the window of one of the day's inferences: [start of D, end of D + window].
-CREATE OR REPLACE TEMP TABLE _jo_events AS
-SELECT message_id,
-       "timestamp" AS ts,
-       user_id,
-       nullif(request_id, '') AS request_id,
-       list_contains($success_events, event) AS is_success,        -- DuckDB list function: the configured lists
-       list_contains($conversion_events, event) AS is_conversion,  -- arrive as one LIST parameter each
-       revenue
-FROM raw.product_events
-WHERE dt BETWEEN $dt::DATE AND $dt::DATE + $days                   -- DuckDB: DATE + INTEGER adds days
-  AND "timestamp" >= $dt::DATE::TIMESTAMPTZ
-  AND "timestamp" <= ($dt::DATE + 1)::TIMESTAMPTZ + $window;
-
+-- per inference of D that got at least one event. Reads inference partitions D .. D+k and product partitions
+-- D .. D+k only (k = ceil(window / 24 h)): an event can only follow an inference of D by at most the window,
+-- so nothing older or newer can matter and the cost tracks the day's data, not history.
 CREATE OR REPLACE TEMP TABLE _jo_outcomes AS
-WITH direct AS (
+WITH events AS (
+    -- Product events that could fall in the window of one of the day's inferences: [start of D, end of D + window].
+    SELECT "timestamp" AS ts,
+           user_id,
+           nullif(request_id, '') AS request_id,
+           list_contains($success_events, event) AS is_success,        -- DuckDB list function: the configured
+           list_contains($conversion_events, event) AS is_conversion,  -- lists arrive as one LIST parameter each
+           revenue
+    FROM raw.product_events
+    WHERE dt BETWEEN $dt::DATE AND $dt::DATE + $days                   -- DuckDB: DATE + INTEGER adds days
+      AND "timestamp" >= $dt::DATE::TIMESTAMPTZ
+      AND "timestamp" <= ($dt::DATE + 1)::TIMESTAMPTZ + $window
+),
+direct AS (
     -- An event naming a request_id belongs to that inference, if it falls in [ts, ts + window]; never last touch.
     SELECT i.request_id, e.ts, e.is_success, e.is_conversion, e.revenue
-    FROM _jo_events AS e
+    FROM events AS e
     JOIN raw.inference_events AS i ON i.request_id = e.request_id
     WHERE i.dt = $dt
       AND e.ts BETWEEN i."timestamp" AND i."timestamp" + $window
@@ -39,7 +37,7 @@ last_touch AS (
     -- breaks ties between inferences with the same timestamp deterministically (the greatest request_id wins):
     -- the event side carries the largest code point so an inference at exactly the event's time qualifies.
     SELECT c.request_id, e.ts, e.is_success, e.is_conversion, e.revenue
-    FROM (SELECT * FROM _jo_events WHERE request_id IS NULL AND user_id IS NOT NULL) AS e
+    FROM (SELECT * FROM events WHERE request_id IS NULL AND user_id IS NOT NULL) AS e
     ASOF JOIN candidates AS c
       ON e.user_id = c.user_id
      AND {'t': e.ts, 'r': chr(1114111)} >= {'t': c.ts, 'r': c.request_id}

@@ -9,9 +9,8 @@ WITH closed AS (
     FROM raw.product_events
     WHERE dt >= $dt::DATE + $days
 )
-SELECT i.request_id, i.dt, i."timestamp", i.model, i.feature, i.user_id, i.session_id, i.experiment_id,
-       i.variant, i.status, i.is_fallback, i.latency_ms, i.input_tokens, i.output_tokens, i.cost_usd,
-       i.cost_source, i.sample_rate,
+SELECT i.request_id, i.dt, i."timestamp", i.model, i.feature, i.user_id, i.experiment_id, i.variant, i.status,
+       i.is_fallback, i.latency_ms, i.input_tokens, i.output_tokens, i.cost_usd,
        1.0 / coalesce(i.sample_rate, 1.0) AS weight,
        o.request_id IS NOT NULL AS has_outcome,
        coalesce(o.events_attributed, 0) AS events_attributed,

@@ -10,7 +10,6 @@ CREATE TABLE IF NOT EXISTS marts.joined_outcomes (
     model             VARCHAR NOT NULL,
     feature           VARCHAR,
     user_id           VARCHAR,
-    session_id        VARCHAR,
     experiment_id     VARCHAR,
     variant           VARCHAR,
     status            VARCHAR,
@@ -19,8 +18,6 @@ CREATE TABLE IF NOT EXISTS marts.joined_outcomes (
     input_tokens      BIGINT,
     output_tokens     BIGINT,
     cost_usd          DOUBLE,      -- NULL = unpriced
-    cost_source       VARCHAR,     -- 'reported' | 'price_table' | NULL
-    sample_rate       DOUBLE,
     weight            DOUBLE NOT NULL,  -- 1 / sample_rate: the calls this row stands for
     has_outcome       BOOLEAN NOT NULL,
     events_attributed BIGINT NOT NULL,
