@@ -1,8 +1,8 @@
 -- The rows one drift comparison reads: the current day (drift_side = 'cur') and the reference window
 -- (drift_side = 'ref') of every model that has rows on the current day; one output column per checked column,
 -- aliased c0, c1, ...
--- Placeholders filled by engine.py: {source} is a validated table name, {base} a list of whitelisted column
--- identifiers, {features} and {columns} are built only from the fragments in expressions.sql.
+-- Placeholders filled by engine.py (braced names below): source is a validated table name, base a list of whitelisted column
+-- identifiers, features and columns are built only from the fragments in expressions.sql.
 -- Values ($dt, $ref_start, $ref_end, $feature_paths) are bound parameters. Portable SQL.
 SELECT model, drift_side{columns}
 FROM (
