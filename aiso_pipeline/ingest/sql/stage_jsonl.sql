@@ -5,4 +5,4 @@ INSERT INTO _lines
 SELECT $source_file, row_number() OVER (), line
 FROM read_csv($path, columns = {'line': 'VARCHAR'}, header = false, delim = chr(30) || chr(31), quote = '',
               escape = '', auto_detect = false, strict_mode = false, null_padding = true,
-              max_line_size = 1000000000);
+              max_line_size = 1000000000, hive_partitioning = false);

@@ -2,4 +2,4 @@
 -- (insertion order is preserved by the scan). DuckDB-specific: read_parquet, to_json of a row.
 INSERT INTO _lines
 SELECT $source_file, row_number() OVER (), to_json(t)::VARCHAR
-FROM read_parquet($path) AS t;
+FROM read_parquet($path, hive_partitioning = false) AS t;  -- no `dt` column from the dt= folder name
