@@ -451,3 +451,21 @@ def test_charts_render_markdown():
                                (day + timedelta(days=1), "b", None, 5.0)])
     assert "| a | ▅█ | $1.00 | $2.00 | $3.00 |" in trend and "| b | ·· | – | – | – |" in trend
     assert charts.latency_heatmap([]).startswith("_no")
+
+
+def test_empty_event_lists_mean_no_success_or_conversion(data):
+    load(data, {D: [inference("r1", user_id="u1")]}, {D: [product("m1", request_id="r1")]})
+    build(data, config=OutcomeConfig(success_events=(), conversion_events=()))
+    got = joined(data)["r1"]
+    assert (got["has_outcome"], got["success"], got["converted"]) == (True, False, False)
+    with pytest.raises(ValueError):
+        OutcomeConfig(window_hours=-1)
+
+
+def test_a_later_product_partition_closes_the_window(data):
+    load(data, {D: [inference("r1")]}, {D: [product("m1")]})
+    build(data)
+    assert joined(data)["r1"]["window_closed"] is False
+    load(data, {}, {"2025-06-04": [product("m9", timestamp="2025-06-04T09:00:00Z")]})  # D+3, nothing in between
+    build(data)
+    assert joined(data)["r1"]["window_closed"] is True

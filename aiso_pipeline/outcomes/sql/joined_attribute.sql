@@ -8,8 +8,9 @@ WITH events AS (
     SELECT "timestamp" AS ts,
            user_id,
            nullif(request_id, '') AS request_id,
-           list_contains($success_events, event) AS is_success,        -- DuckDB list function: the configured
-           list_contains($conversion_events, event) AS is_conversion,  -- lists arrive as one LIST parameter each
+           -- DuckDB list function: each configured event list arrives as one LIST parameter
+           list_contains($success_events::VARCHAR[], event) AS is_success,
+           list_contains($conversion_events::VARCHAR[], event) AS is_conversion,
            revenue
     FROM raw.product_events
     WHERE dt BETWEEN $dt::DATE AND $dt::DATE + $days                   -- DuckDB: DATE + INTEGER adds days
