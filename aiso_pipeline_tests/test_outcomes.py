@@ -445,11 +445,12 @@ def test_assets_materialize_and_low_join_rate_warns_without_blocking(data):
 def test_charts_render_markdown():
     heat = charts.latency_heatmap([(0, "a", 100.0), (0, "b", 400.0), (13, "a", None)])
     assert heat.splitlines()[2] == "| hour (UTC) | a | b |"
-    assert "| 00 | ░░ 100 | ██ 400 |" in heat and "| 13 | · – | · – |" in heat
+    assert "| 00 | ▒▒ 100 | ██ 400 |" in heat and "| 13 | ·· – | ·· – |" in heat  # shaded by rank
     day = datetime(2025, 6, 1).date()
     trend = charts.cost_trend([(day, "a", 1.0, 10.0), (day + timedelta(days=1), "a", 2.0, 10.0),
                                (day + timedelta(days=1), "b", None, 5.0)])
-    assert "| a | ▅█ | $1.00 | $2.00 | $3.00 |" in trend and "| b | ·· | – | – | – |" in trend
+    assert "| a | ▁█ | $1.00 | $2.00 | $3.00 |" in trend and "| b | ·· | – | – | – |" in trend
+    assert "| 2025-06-01 | ▅ $1.00 | · – |" in trend
     assert charts.latency_heatmap([]).startswith("_no")
 
 

@@ -1,27 +1,32 @@
 """Markdown charts for asset metadata (the Dagster UI renders markdown; matplotlib is not a dependency).
 
-Shades are unicode block characters scaled to the largest value shown, followed by the number itself, so the
-chart still reads exactly when the blocks only hint.
+Shades and bars are unicode block characters next to the number itself, so a chart still reads exactly when
+the blocks only hint.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import date
 
-SHADES = " ░▒▓█"
+SHADES = ("░░", "▒▒", "▓▓", "██")  # quartiles of the values shown
 BARS = "▁▂▃▄▅▆▇█"
+MISSING = "·"
 
 
-def _shade(value: float | None, top: float) -> str:
+def _shade(value: float | None, ranked: list[float]) -> str:
+    """Shade by rank among all cells, not by value: one timeout-bound 30 s cell must not wash out the rest."""
     if value is None:
-        return "·"
-    level = 0 if top <= 0 else min(len(SHADES) - 1, round(value / top * (len(SHADES) - 1)))
-    return SHADES[level] * 2
+        return MISSING * 2
+    share = bisect_right(ranked, value) / len(ranked)  # in (0, 1]
+    return SHADES[min(len(SHADES) - 1, int((share - 1e-9) * len(SHADES)))]
 
 
-def _bar(value: float | None, top: float) -> str:
+def _bar(value: float | None, low: float, high: float) -> str:
     if value is None:
-        return "·"
-    return BARS[0 if top <= 0 else min(len(BARS) - 1, int(value / top * (len(BARS) - 1) + 0.5))]
+        return MISSING
+    if high <= low:
+        return BARS[len(BARS) // 2]
+    return BARS[round((value - low) / (high - low) * (len(BARS) - 1))]
 
 
 def _fmt(value: float | None, money: bool = False) -> str:
@@ -36,14 +41,14 @@ def latency_heatmap(rows: list[tuple[int, str, float | None]]) -> str:
         return "_no latency data for this day_"
     models = sorted({m for _, m, _ in rows})
     cells = {(h, m): v for h, m, v in rows}
-    top = max((v for v in cells.values() if v is not None), default=0.0)
+    ranked = sorted(v for v in cells.values() if v is not None)
     lines = ["| hour (UTC) | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for hour in range(24):
         if not any((hour, m) in cells for m in models):
             continue
-        line = " | ".join(f"{_shade(cells.get((hour, m)), top)} {_fmt(cells.get((hour, m)))}" for m in models)
+        line = " | ".join(f"{_shade(cells.get((hour, m)), ranked)} {_fmt(cells.get((hour, m)))}" for m in models)
         lines.append(f"| {hour:02d} | {line} |")
-    return "p95 latency (ms, weighted), darker = slower\n\n" + "\n".join(lines)
+    return "p95 latency (ms, weighted); darker = slower quartile of the cells shown\n\n" + "\n".join(lines)
 
 
 def cost_trend(rows: list[tuple[date, str, float | None, float | None]]) -> str:
@@ -53,18 +58,17 @@ def cost_trend(rows: list[tuple[date, str, float | None, float | None]]) -> str:
     days = sorted({d for d, *_ in rows})
     models = sorted({m for _, m, *_ in rows})
     cost = {(d, m): c for d, m, c, _ in rows}
-    spark = ["| model | trend | first day | last day | total |", "|---|---|---|---|---|"]
+    spark = ["| model | trend (min..max of the model) | first day | last day | total |", "|---|---|---|---|---|"]
     for m in models:
         series = [cost.get((d, m)) for d in days]
-        top = max((c for c in series if c is not None), default=0.0)
         priced = [c for c in series if c is not None]
-        total = sum(priced) if priced else None
-        spark.append(f"| {m} | {''.join(_bar(c, top) for c in series)} | {_fmt(series[0], True)} | "
-                     f"{_fmt(series[-1], True)} | {_fmt(total, True)} |")
+        low, high = (min(priced), max(priced)) if priced else (0.0, 0.0)
+        spark.append(f"| {m} | {''.join(_bar(c, low, high) for c in series)} | {_fmt(series[0], True)} | "
+                     f"{_fmt(series[-1], True)} | {_fmt(sum(priced) if priced else None, True)} |")
     top = max((c for c in cost.values() if c is not None), default=0.0)
     table = ["| dt | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for d in days:
         table.append(f"| {d} | " + " | ".join(
-            f"{_bar(cost.get((d, m)), top)} {_fmt(cost.get((d, m)), True)}" for m in models) + " |")
+            f"{_bar(cost.get((d, m)), 0.0, top)} {_fmt(cost.get((d, m)), True)}" for m in models) + " |")
     return (f"cost per model (USD, weighted), {days[0]} .. {days[-1]}; – = no priced calls\n\n"
             + "\n".join(spark) + "\n\n" + "\n".join(table))
