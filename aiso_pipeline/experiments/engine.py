@@ -17,6 +17,20 @@ Pipeline (CONTRACT section 6), every step but the statistics in SQL (sql/*.sql):
 Cost: steps 2-3 read every inference of every running experiment's window (plus 14 days before it), so one
 as-of day costs O(rows since the oldest running experiment's start), growing with the experiment window; step 1
 reads four columns of all history up to the day.
+
+Choices (README material):
+- Metric rows: the user's inferences on the experiment's features (registry `feature`, else the features its
+  tagged inferences were seen on; `scope: user` takes all of the user's inferences), from the exposure to the end
+  of window_end. Every exposed user counts, with zeros when they have no such rows.
+- Weighting: request-level quantities are weighted by `weight` (1/sample_rate): cost_per_user is the user's
+  estimated total cost, and success_rate / error_rate / latency_ms are weighted ratios over requests (delta
+  method over users). User counts, conversion and revenue are not weighted: units are users, and conversions /
+  revenue come from unsampled product events.
+- CUPED: the same per-user metric over the 14 days before each user's exposure; users without history there
+  have pre = 0 (as GrowthBook), and theta is pooled over both arms, so the estimate stays unbiased. Ratio metrics
+  are not adjusted (analyze() has no regression-adjusted ratio statistic).
+- Caps: `cap` (absolute) and `winsorize` (pooled quantile over the experiment's users) on per-user metrics; the
+  pre-period value is capped at the same level.
 """
 from __future__ import annotations
 
@@ -37,7 +51,7 @@ from aiso_pipeline.stats import experiments as stats
 
 SQL = "experiments/sql/"
 ASSET = "marts.experiment_readouts"
-TEMP_TABLES = ("_xp_config", "_xp_scope", "_xp_exposures", "_xp_units", "_xp_exclusions", "_xp_user", "_xp_capped")
+TEMP_TABLES = ("_xp_config", "_xp_scope", "_xp_exposures", "_xp_units", "_xp_exclusions", "_xp_user")
 MIXED_CHECK = "experiment_mixed_variant_users"
 SRM_CHECK = "experiment_sample_ratio_mismatch"
 # Ratio metrics: (numerator, denominator) column prefixes in variant_stats.sql.
@@ -282,6 +296,16 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
         stray = sorted(set(by_variant) - set(cfg.weights))
         if stray:
             notes.append(f"variant(s) {', '.join(stray)} not in the registry weights: left out of the SRM test")
+    open_rows = sum(int(s["open_rows"] or 0) for s in sums)
+    post_rows = sum(int(s["post_rows"] or 0) for s in sums)
+    unpriced = sum(int(s["unpriced_rows"] or 0) for s in sums)
+    if open_rows:
+        notes.append(f"{open_rows:,} of {post_rows:,} inferences in the readout still have an open attribution "
+                     "window: conversions and revenue of the last day(s) may still rise")
+    if unpriced:
+        notes.append(f"{unpriced:,} inferences have no price (cost NULL): left out of cost_per_user")
+    if ex.get("rows_without_variant"):
+        notes.append(f"{int(ex['rows_without_variant']):,} inferences carry the experiment id but no variant: ignored")
     for r in rows:
         a, b = per_metric[r["metric"]].get(control), per_metric[r["metric"]].get(r["variant"])
         theta = stats.cuped_theta(a, b) if isinstance(a, stats.Cuped) and isinstance(b, stats.Cuped) else 0.0

@@ -110,8 +110,8 @@ def _primary_rows(e) -> list[dict]:
     return [r for r in e.rows if r["metric_role"] == "primary"]
 
 
-def mde_advice(e) -> str:
-    """Where the primary metric stands against its MDE: can waiting help?"""
+def mde_advice(e, project: bool = True) -> str:
+    """Where the primary metric stands against its MDE: can waiting help? (`project`: say how long.)"""
     prim = _primary_rows(e)
     mdes = [r["mde"] for r in prim if _ok(r["mde"])]
     if not mdes:
@@ -120,8 +120,8 @@ def mde_advice(e) -> str:
     days = (e.window_end - e.start).days + 1
     target = e.config.target_mde
     text = f"Primary `{e.config.primary}`: detectable lift now {pct(mde, signed=False)} (80% power)"
-    if target is None:
-        return text + "."
+    if target is None or not project:
+        return text + (f", target {pct(target, signed=False)}." if target is not None else ".")
     text += f", target {pct(target, signed=False)}"
     if mde <= target:
         return text + ": the test is powered for the target; an effect that large would likely show by now."
@@ -206,9 +206,13 @@ def experiment_markdown(e, as_of: str, trajectory: list[tuple] | None = None, le
     h = "#" * level
     days = (e.window_end - e.start).days + 1
     ended = f", ended {cfg.end}" if cfg.end and cfg.end < dt.date.fromisoformat(as_of) else ""
+    with_pre = sum(int(s["users_with_pre"] or 0) for s in e.sums.values())
+    cuped = (f"CUPED on the 14 days before exposure ({with_pre:,} of {sum(e.units.values()):,} users have "
+             "history there; the others count as 0)") if cfg.cuped else "CUPED off"
     method = (f"α = {cfg.alpha:g}, {'Holm' if cfg.correction == 'holm' else 'Benjamini-Hochberg'} over primary + "
-              f"secondary, guardrails one-sided for harm, {'sequential (confidence sequences)' if cfg.sequential else 'fixed horizon'}"
-              f", CUPED {'on (14 days before exposure)' if cfg.cuped else 'off'}")
+              f"secondary, guardrails one-sided for harm, "
+              f"{'sequential (confidence sequences, safe to peek daily)' if cfg.sequential else 'fixed horizon'}, "
+              f"{cuped}")
     caps = [f"{m} capped at {v:g}" for m, v in cfg.cap.items()]
     caps += [f"{m} winsorized at the {q:.0%} quantile" for m, q in cfg.winsorize.items()]
     units = ", ".join(f"{v}{' (control)' if v == e.control else ''} {e.units[v]:,}" for v in e.variants)
@@ -226,7 +230,7 @@ def experiment_markdown(e, as_of: str, trajectory: list[tuple] | None = None, le
         f"Excluded: {e.mixed_variant_users:,} user(s) seen in more than one variant"
         + (f", {e.rows_without_user:,} tagged inference(s) without user_id" if e.rows_without_user else "") + ".",
         "",
-        mde_advice(e) if e.decision != "keep_running" else "",
+        mde_advice(e, project=False) if e.decision != "keep_running" else "",
         "",
         f"Method: {method}" + (f"; {'; '.join(caps)}" if caps else "") + ".",
         *([""] + [f"Note: {n}." for n in e.notes] if e.notes else []),

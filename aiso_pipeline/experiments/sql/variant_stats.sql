@@ -2,7 +2,7 @@
 -- numerator x denominator products (ratio metrics, delta method) and post x pre products (CUPED).
 -- Every exposed unit counts, with zeros when it has no rows in scope. Per-user metrics are capped at
 -- _xp_config.cap_<metric> (absolute cap or winsorization quantile; NULL = none), pre-period values at the same cap.
-CREATE OR REPLACE TEMP TABLE _xp_capped AS
+WITH capped AS (
 SELECT u.experiment_id, u.variant,
        least(coalesce(m.conversion_rate, 0), coalesce(c.cap_conversion_rate, 'inf')) AS cr,
        least(coalesce(m.conversion_rate_pre, 0), coalesce(c.cap_conversion_rate, 'inf')) AS cr_pre,
@@ -17,8 +17,8 @@ SELECT u.experiment_id, u.variant,
        coalesce(m.unpriced_rows, 0) AS unpriced_rows, coalesce(m.open_rows, 0) AS open_rows
 FROM _xp_units AS u
 JOIN _xp_config AS c USING (experiment_id)
-LEFT JOIN _xp_user AS m USING (experiment_id, user_id);
-
+LEFT JOIN _xp_user AS m USING (unit_id)
+)
 SELECT experiment_id, variant, count(*) AS n,
        sum(cr) AS conversion_rate_sum, sum(cr * cr) AS conversion_rate_ss,
        sum(cr_pre) AS conversion_rate_pre_sum, sum(cr_pre * cr_pre) AS conversion_rate_pre_ss,
@@ -37,6 +37,6 @@ SELECT experiment_id, variant, count(*) AS n,
        sum(converted) AS converted_users, sum(cost_uncapped) AS cost_usd,
        count(*) FILTER (WHERE has_pre) AS users_with_pre, sum(post_rows) AS post_rows,
        sum(unpriced_rows) AS unpriced_rows, sum(open_rows) AS open_rows
-FROM _xp_capped
+FROM capped
 GROUP BY experiment_id, variant
 ORDER BY experiment_id, variant;

@@ -5,5 +5,5 @@ SELECT quantile_cont(coalesce(m.conversion_rate, 0), $q_conversion_rate) AS conv
        quantile_cont(coalesce(m.revenue_per_user, 0), $q_revenue_per_user) AS revenue_per_user,
        quantile_cont(coalesce(m.cost_per_user, 0), $q_cost_per_user) AS cost_per_user
 FROM _xp_units AS u
-LEFT JOIN _xp_user AS m USING (experiment_id, user_id)
+LEFT JOIN _xp_user AS m USING (unit_id)
 WHERE u.experiment_id = $experiment_id;
