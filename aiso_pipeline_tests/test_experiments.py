@@ -580,3 +580,10 @@ def test_asset_fails_with_a_clear_reason_without_joined_outcomes(data):
 def warehouse_query(data, sql: str):
     with warehouse.connect(data) as con:
         return con.execute(sql).fetchall()
+
+
+def test_registered_experiment_without_exposures_in_its_window_is_skipped(data):
+    load_rows(data, simulate("moved", 300, seed=28))  # exposures 06-01 .. 06-07
+    registry = write_registry(data, "experiments:\n  - id: moved\n    start: 2025-06-08\n")
+    s = run(data, as_of="2025-06-09", registry=registry)
+    assert s.experiments == [] and s.skipped == {"moved": "no exposures between 2025-06-08 and 2025-06-09"}

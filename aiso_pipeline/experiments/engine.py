@@ -270,6 +270,8 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
     """Readout of one experiment from its variant sums, or the reason there is none."""
     cfg = p.cfg
     by_variant = {s["variant"]: s for s in sums}
+    if not by_variant:
+        return f"no exposures between {p.start} and {p.window_end}"
     units = {v: int(s["n"]) for v, s in by_variant.items()}
     for v in cfg.weights or {}:
         units.setdefault(v, 0)

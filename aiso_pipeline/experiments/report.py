@@ -276,15 +276,21 @@ def summary_table(summary) -> str:
     return "\n".join(lines)
 
 
-def summary_markdown(summary) -> str:
+def summary_markdown(summary, detailed: int = 20) -> str:
+    """The UI readout: the summary table, then a full section per experiment (the first `detailed`; the rest
+    are on their report pages)."""
     if not summary.experiments:
         skipped = "".join(f"\n- {k}: {v}" for k, v in summary.skipped.items())
         return f"_no experiment readouts as of {summary.dt}_" + skipped
     parts = [f"# Experiment readouts as of {summary.dt}", "", summary_table(summary)]
     if summary.skipped:
         parts += ["", "Not read out: " + "; ".join(f"{k} ({v})" for k, v in summary.skipped.items()) + "."]
-    for e in summary.experiments:
+    for e in summary.experiments[:detailed]:
         parts += ["", experiment_markdown(e, summary.dt)]
+    rest = summary.experiments[detailed:]
+    if rest:
+        parts += ["", f"{len(rest)} more experiment(s) ({', '.join(e.experiment_id for e in rest)}): see "
+                      "reports/experiments/<experiment_id>.md."]
     return "\n".join(parts)
 
 
