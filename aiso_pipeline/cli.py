@@ -64,7 +64,7 @@ def cmd_run(args) -> None:
     else:
         raise AisoError("say which day(s): --date YYYY-MM-DD, or --start YYYY-MM-DD --end YYYY-MM-DD")
     _preflight(data)
-    run_days(data, days)
+    run_days(data, days, log_level=args.log_level, progress=_progress)
     print(f"ran {len(days)} day(s) {days[0]} .. {days[-1]}; warehouse: {data.warehouse}")
     print(_summary(data))
 
@@ -83,7 +83,7 @@ def cmd_demo(args) -> None:
         generate(data.root, start, end, seed=args.seed)
         days = _landing_days(data)
     print(f"running {len(days)} day(s) {days[0]} .. {days[-1]} through the Dagster assets ...", flush=True)
-    run_days(data, days)
+    run_days(data, days, log_level=args.log_level, progress=_progress)
     _write_dotenv(data)
     print(f"""done. Outputs:
   warehouse (open read-only): {data.warehouse}
@@ -91,6 +91,10 @@ def cmd_demo(args) -> None:
   reports: {data.reports}
 {_summary(data)}
 Open the Dagster UI (runs, assets, checks):  aiso ui   (or: dagster dev, in the repo root)""")
+
+
+def _progress(line: str) -> None:
+    print(line, flush=True)
 
 
 def _write_dotenv(data: DataDir) -> None:
@@ -125,6 +129,8 @@ def _preflight(data: DataDir) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aiso", description="aiso_pipeline: AI-system observability, nightly.")
     parser.add_argument("--data-dir", help="data directory (default: $AISO_DATA_DIR, else ./data)")
+    parser.add_argument("--log-level", default="CRITICAL", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                        help="Dagster log lines to print during runs (default: none; every run's logs are in the UI)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="generate sample data (when there is none) and run every day")
@@ -165,5 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entrypoint() -> None:
+    """Console-script entry: exit without interpreter teardown, where DuckDB's bindings print spurious
+    'nanobind: leaked ...' lines for connections Great Expectations' SQLAlchemy pool held (all closed)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint()

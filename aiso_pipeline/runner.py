@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from datetime import date, timedelta
 
 import dagster as dg
@@ -39,6 +40,10 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
             while error is not None:
                 chain.append(error)
                 error = error.cause
+            if any(e.cls_name == "DagsterAssetCheckFailedError" for e in chain):
+                failed = chain[0].message.strip().splitlines()[-1]
+                return (f"a blocking data-quality check failed ({failed}): see quality.check_results and "
+                        f"reports/validation/, fix the input, or relax reference/validation.yaml")
             chosen = next((e for e in chain if e.cls_name == "AisoError"), chain[-1])
             message = chosen.message.strip().splitlines()[-1] if chosen.message.strip() else chosen.cls_name
             message = message.removeprefix("aiso_pipeline.errors.AisoError: ")
@@ -46,7 +51,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed (see the run's logs in the Dagster UI)"
 
 
-def run_days(data: DataDir, days: list[str], log_level: str = "WARNING") -> None:
+def run_days(data: DataDir, days: list[str], log_level: str = "CRITICAL", progress=None) -> None:
     """Materialize every asset for each day in order, then publish warehouse.duckdb for analysts."""
     from aiso_pipeline.definitions import defs
     from aiso_pipeline.defs.resources import DAILY
@@ -58,6 +63,7 @@ def run_days(data: DataDir, days: list[str], log_level: str = "WARNING") -> None
         if day not in valid:
             raise AisoError(f"{day} is outside the partitions ({DAILY.start.date()} .. tomorrow): pick a day in range")
     for day in days:
+        started = time.perf_counter()
         result = job.execute_in_process(
             partition_key=day, instance=instance, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}},
@@ -65,4 +71,6 @@ def run_days(data: DataDir, days: list[str], log_level: str = "WARNING") -> None
         )
         if not result.success:
             raise AisoError(f"run for {day} failed: {_failure_message(result)}")
+        if progress:
+            progress(f"  {day}: ok ({time.perf_counter() - started:.1f} s, run {result.run_id[:8]})")
     warehouse.publish(data)
