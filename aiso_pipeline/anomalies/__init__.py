@@ -28,25 +28,25 @@ TEMP_TABLES = ("_anomaly_obs", "_anomaly_found", "_anomaly_rules", "_anomaly_pre
 
 @dataclass(frozen=True)
 class Rule:
-    """How one metric is judged. The spread is floored at max(abs_floor, rel_floor·|median|, √median for counts)."""
+    """How one metric is judged. The spread is floored at max(abs_floor, rel_floor·|median|, sampling noise)."""
 
     metric: str
     direction: str  # 'up', 'down' or 'both': which side of the baseline is an anomaly
     abs_floor: float
     rel_floor: float
-    count_metric: bool = False  # Poisson-like counts: the floor includes √median
-    volume_gated: bool = True  # a rate: days with fewer than min_requests requests are neither judged nor history
+    noise: str | None = None  # 'poisson' (a count: √median) or 'binomial' (a rate: √(p(1−p)/the day's requests))
+    volume_gated: bool = True  # days with fewer than min_requests requests are neither judged nor history
     needs_closed_window: bool = False  # outcome-based: only days whose attribution window has closed
 
 
 RULES = (
-    Rule("requests", "both", abs_floor=1.0, rel_floor=0.05, count_metric=True, volume_gated=False),
+    Rule("requests", "both", abs_floor=1.0, rel_floor=0.05, noise="poisson", volume_gated=False),
     Rule("cost_usd", "up", abs_floor=0.01, rel_floor=0.05),
     Rule("cost_per_success", "up", abs_floor=0.0001, rel_floor=0.05, needs_closed_window=True),
     Rule("latency_p95_ms", "up", abs_floor=10.0, rel_floor=0.05),
-    Rule("error_rate", "up", abs_floor=0.01, rel_floor=0.10),
-    Rule("fallback_rate", "up", abs_floor=0.01, rel_floor=0.10),
-    Rule("join_rate", "down", abs_floor=0.02, rel_floor=0.0, needs_closed_window=True),
+    Rule("error_rate", "up", abs_floor=0.005, rel_floor=0.10, noise="binomial"),
+    Rule("fallback_rate", "up", abs_floor=0.005, rel_floor=0.10, noise="binomial"),
+    Rule("join_rate", "down", abs_floor=0.01, rel_floor=0.0, noise="binomial", needs_closed_window=True),
 )
 
 
@@ -55,10 +55,18 @@ class Thresholds:
     warn_z: float = 3.5
     critical_z: float = 6.0
     min_history_days: int = 7  # fewer usable days before D: the metric is not judged (new model or feature)
-    window_days: int = 14  # trailing days in the baseline
+    window_days: int = 14  # trailing days in the baseline (weeks, with seasonality='weekly')
     min_requests: float = 20.0  # volume a day needs for its rates to be judged or used as history
     drift_critical_share: float = 0.5  # dataset drift with at least this share of columns drifted is critical
+    # 'weekly': compare a day only with the same weekday of the last window_days weeks, for traffic with a weekly
+    # cycle (a quiet weekend is not a drop). Needs min_history_days weeks of history before anything is judged.
+    seasonality: str = "none"
     rules: tuple[Rule, ...] = field(default=RULES)
+
+    @property
+    def lookback_days(self) -> int:
+        """Days before D that the baseline reads."""
+        return self.window_days * (7 if self.seasonality == "weekly" else 1)
 
     def __post_init__(self):
         if not 0 < self.warn_z <= self.critical_z:
@@ -68,9 +76,13 @@ class Thresholds:
                              f"{self.window_days}")
         if self.min_requests < 0 or not 0 <= self.drift_critical_share <= 1:
             raise ValueError("min_requests must be >= 0 and drift_critical_share in [0, 1]")
+        if self.seasonality not in ("none", "weekly"):
+            raise ValueError(f"seasonality must be 'none' or 'weekly', got {self.seasonality!r}")
         for r in self.rules:
-            if r.direction not in ("up", "down", "both") or r.abs_floor <= 0 or r.rel_floor < 0:
-                raise ValueError(f"rule {r.metric}: direction must be up/down/both, abs_floor > 0, rel_floor >= 0")
+            if (r.direction not in ("up", "down", "both") or r.abs_floor <= 0 or r.rel_floor < 0
+                    or r.noise not in (None, "poisson", "binomial")):
+                raise ValueError(f"rule {r.metric}: direction must be up/down/both, abs_floor > 0, rel_floor >= 0, "
+                                 f"noise poisson/binomial/None")
 
 
 @dataclass(frozen=True)
@@ -96,14 +108,14 @@ def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thr
     t = thresholds
     ensure_table(con)
     present = _tables(con)
-    params = {"dt": dt, "window_days": t.window_days, "min_history_days": t.min_history_days,
-              "min_requests": t.min_requests, "warn_z": t.warn_z, "critical_z": t.critical_z,
-              "drift_critical_share": t.drift_critical_share}
+    params = {"dt": dt, "lookback_days": t.lookback_days, "weekly": t.seasonality == "weekly",
+              "min_history_days": t.min_history_days, "min_requests": t.min_requests, "warn_z": t.warn_z,
+              "critical_z": t.critical_z, "drift_critical_share": t.drift_critical_share}
     warehouse.run(con, f"{SQL}/prepare.sql")
     con.execute("""CREATE OR REPLACE TEMP TABLE _anomaly_rules (metric VARCHAR, direction VARCHAR, abs_floor DOUBLE,
-                   rel_floor DOUBLE, count_metric BOOLEAN, volume_gated BOOLEAN, needs_closed_window BOOLEAN)""")
+                   rel_floor DOUBLE, noise VARCHAR, volume_gated BOOLEAN, needs_closed_window BOOLEAN)""")
     con.executemany("INSERT INTO _anomaly_rules VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(r.metric, r.direction, r.abs_floor, r.rel_floor, r.count_metric, r.volume_gated,
+                    [(r.metric, r.direction, r.abs_floor, r.rel_floor, r.noise, r.volume_gated,
                       r.needs_closed_window) for r in t.rules])
     missing = []
     for table, file in SOURCES:

@@ -21,6 +21,7 @@ class AnomalySettings(dg.Config):
     window_days: int = DEFAULTS.window_days
     min_requests: float = DEFAULTS.min_requests
     drift_critical_share: float = DEFAULTS.drift_critical_share
+    seasonality: str = DEFAULTS.seasonality  # 'weekly': compare with the same weekday of the last window_days weeks
 
 
 @dg.asset(
@@ -29,7 +30,7 @@ class AnomalySettings(dg.Config):
     description="One row per anomaly of the day (CONTRACT section 7), per model × feature: requests (drop or "
                 "spike), cost_usd, cost_per_success, latency_p95_ms, error_rate, fallback_rate and join_rate "
                 "against a robust baseline — the median of the trailing 14 days and 1.4826 × MAD, floored — with "
-                "robust z ≥ 3.5 a warning and ≥ 6 critical (configurable); and dataset drift per model from "
+                "robust z ≥ 3.5 a warning and ≥ 6 critical (configurable, optionally same-weekday baselines for weekly cycles); and dataset drift per model from "
                 "marts.drift_summary. Outcome-based metrics are judged once the attribution window has closed. "
                 "anomaly_id is stable across reruns; the anomaly_alerts sensor alerts each one once.",
     partitions_def=DAILY,

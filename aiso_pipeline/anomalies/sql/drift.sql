@@ -4,7 +4,7 @@ INSERT INTO _anomaly_found BY NAME
 WITH hist AS (
     SELECT model, count(*) AS n, median(share_drifted) AS med
     FROM marts.drift_summary
-    WHERE dt BETWEEN $dt::DATE - $window_days::INTEGER AND $dt::DATE - 1
+    WHERE dt BETWEEN $dt::DATE - $lookback_days::INTEGER AND $dt::DATE - 1
     GROUP BY model
 )
 SELECT cur.dt, 'drift' AS kind, cur.model, NULL AS feature, 'dataset_drift' AS metric,

@@ -1,10 +1,10 @@
--- Observations from marts.cost_daily, trailing window only: [$dt − $window_days, $dt].
+-- Observations from marts.cost_daily, trailing window only: [$dt − $lookback_days, $dt].
 -- requests is dense: from a model × feature's first day in the window on, a computed day without its row counts
 -- 0 requests, so traffic that stops shows as a drop. A day with no cost_daily rows at all is not computed (yet)
 -- and gives no observations.
 INSERT INTO _anomaly_obs
 WITH src AS (
-    SELECT * FROM marts.cost_daily WHERE dt BETWEEN $dt::DATE - $window_days::INTEGER AND $dt::DATE
+    SELECT * FROM marts.cost_daily WHERE dt BETWEEN $dt::DATE - $lookback_days::INTEGER AND $dt::DATE
 ),
 days AS (SELECT DISTINCT dt FROM src),
 combos AS (SELECT model, feature, min(dt) AS first_dt FROM src GROUP BY model, feature)
@@ -28,6 +28,6 @@ SELECT * FROM (
     FROM marts.cost_daily s
     CROSS JOIN (VALUES ('cost_usd'), ('cost_per_success'), ('latency_p95_ms'), ('error_rate'), ('fallback_rate'))
         AS m(metric)
-    WHERE s.dt BETWEEN $dt::DATE - $window_days::INTEGER AND $dt::DATE
+    WHERE s.dt BETWEEN $dt::DATE - $lookback_days::INTEGER AND $dt::DATE
 )
 WHERE value IS NOT NULL;

@@ -2,5 +2,5 @@
 INSERT INTO _anomaly_obs
 SELECT dt, model, feature, 'join_rate', join_rate, inferences, window_closed
 FROM marts.outcome_coverage
-WHERE dt BETWEEN $dt::DATE - $window_days::INTEGER AND $dt::DATE
+WHERE dt BETWEEN $dt::DATE - $lookback_days::INTEGER AND $dt::DATE
   AND join_rate IS NOT NULL;
