@@ -30,3 +30,5 @@ SELECT experiment_id,
        coalesce(sum(rows_without_variant), 0) AS rows_without_variant
 FROM _xp_exposures
 GROUP BY experiment_id;
+
+DROP TABLE _xp_exposures;
