@@ -1,6 +1,6 @@
 """Outcomes benchmark: joined_outcomes + cost_daily for one day against a bare DuckDB join + group-by.
 
-    python benchmarks/outcomes.py [--inferences 10000000] [--events 20000000] [--memory-limit 3GB]
+    python benchmarks/outcomes.py   (from the repository root) [--inferences 10000000] [--events 20000000] [--memory-limit 3GB]
                                   [--repeat 1] [--workdir benchmarks/.work/outcomes] [--keep]
 
 Synthetic rows are generated straight into raw.inference_events (all on day D) and raw.product_events (days D and
