@@ -380,6 +380,33 @@ def test_a_failed_run_is_alerted(hook):
     assert result.run_id in payload["blocks"][1]["elements"][0]["text"]
 
 
+def test_no_publish_while_another_run_is_in_progress(data, resources):
+    """Publishing then would copy half of that run; its own success publishes."""
+    with warehouse.connect(data):
+        pass
+    instance = dg.DagsterInstance.ephemeral()
+    done = run_job(fine, instance)
+    release, started = threading.Event(), threading.Event()
+
+    @dg.op
+    def slow():
+        started.set()
+        release.wait(30)
+
+    other = threading.Thread(target=run_job, args=(slow, instance))
+    other.start()
+    try:
+        assert started.wait(30)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="publish_warehouse", dagster_event=done.get_run_success_event(), dagster_instance=instance,
+            dagster_run=done.dagster_run, resources=resources)
+        assert "(STARTED) is not finished" in orch.publish_warehouse(context).skip_message
+        assert not data.warehouse.exists()
+    finally:
+        release.set()
+        other.join()
+
+
 def test_a_successful_dagster_run_publishes_the_warehouse(data, resources):
     with warehouse.connect(data) as con:
         con.execute("CREATE TABLE marts.published_marker AS SELECT 42 AS x")
@@ -392,6 +419,10 @@ def test_a_successful_dagster_run_publishes_the_warehouse(data, resources):
     con = duckdb.connect(str(data.warehouse), read_only=True)
     assert con.execute("SELECT x FROM marts.published_marker").fetchone() == (42,)
     con.close()
+    # the same success seen again (or a second success in the same tick): the published file already has it
+    published = data.warehouse.stat().st_mtime_ns
+    assert "already published" in orch.publish_warehouse(context).skip_message
+    assert data.warehouse.stat().st_mtime_ns == published
 
 
 # ---- concurrency: runs never collide, analysts never block ---------------------------------------------------------

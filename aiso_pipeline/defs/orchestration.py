@@ -360,5 +360,8 @@ def publish_warehouse(context: dg.RunStatusSensorContext, warehouse: WarehouseRe
     data = warehouse.data()
     if not data.work_db.exists():
         return dg.SkipReason(f"nothing to publish: {data.work_db} does not exist")
+    record = context.instance.get_run_record_by_id(context.dagster_run.run_id)
+    if record and record.end_time and data.warehouse.exists() and data.warehouse.stat().st_mtime > record.end_time:
+        return dg.SkipReason("already published since this run finished")  # e.g. several successes in one tick
     path = publish(data)
     context.log.info(f"published {path} after run {context.dagster_run.run_id}")
