@@ -160,6 +160,18 @@ def test_schedule_is_nightly_at_two_utc():
     assert orch.nightly_schedule.job_name == "nightly"
 
 
+def test_schedule_time_and_zone_come_from_the_environment_at_load():
+    code = ("from aiso_pipeline.defs.orchestration import nightly_schedule as s; "
+            "print(s.cron_schedule, s.execution_timezone)")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AISO_SCHEDULE_CRON": "30 4 * * 1-5",
+           "AISO_SCHEDULE_TIMEZONE": "Europe/Paris"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["30", "4", "*", "*", "1-5", "Europe/Paris"], out.stderr[-2000:]
+    env["AISO_SCHEDULE_TIMEZONE"] = "Mars/Olympus"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "AISO_SCHEDULE_TIMEZONE='Mars/Olympus' is not an IANA time zone" in out.stderr
+
+
 def evaluate_schedule(resources, when: datetime) -> list[dg.RunRequest]:
     context = dg.build_schedule_context(scheduled_execution_time=when, resources=resources,
                                         repository_def=defs.get_repository_def())

@@ -113,7 +113,7 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: Warehouse
     today = fired.astimezone(timezone.utc).date()  # partitions are UTC days, whatever the schedule's time zone
     days = nightly_days(today, _open_days(warehouse.data(), today))
     yesterday = (today - timedelta(days=1)).isoformat()
-    return [dg.RunRequest(run_key=f"nightly:{today}:{day}", partition_key=day,
+    return [dg.RunRequest(run_key=f"nightly:{fired.isoformat()}:{day}", partition_key=day,
                           tags={"aiso/trigger": "schedule",
                                 "aiso/reason": "yesterday" if day == yesterday else "outcome window open"})
             for day in days]
@@ -184,9 +184,9 @@ class LandingCursor:
         """(files new since the last tick and settled, the next cursor). Unsettled files wait for a later tick."""
         slack = LANDING_SLACK_SECONDS * 10**9
         settle_before = now_ns - LANDING_SETTLE_SECONDS * 10**9
-        candidates = [f for f in files if f.ctime_ns >= self.hwm_ns - slack and f.digest not in self.seen]
-        new = [f for f in candidates if f.ctime_ns <= settle_before and f.mtime_ns <= settle_before]
+        # every write moves ctime, so a file whose ctime is older than the settle time is complete
         settled = [f for f in files if f.ctime_ns <= settle_before or f.digest in self.seen]
+        new = [f for f in settled if f.ctime_ns >= self.hwm_ns - slack and f.digest not in self.seen]
         hwm = max([self.hwm_ns] + [f.ctime_ns for f in settled])
         seen = frozenset(f.digest for f in settled if f.ctime_ns >= hwm - slack)
         return new, LandingCursor(hwm, seen)
