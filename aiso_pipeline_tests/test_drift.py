@@ -152,10 +152,28 @@ def test_numeric_with_few_values_is_categorical(con):
                                                                             "jensenshannon")
     assert docs["distinct_values"] == 4
     assert _by_column(metrics, "big")["features.prompt_chars"]["column_type"] == "numerical"
-    # the same answer when the column is forced through the grid and recounted exactly
-    forced, _ = compute_drift(con, SHIFTED, DriftConfig(exact_distinct_max=0))
+    # the same answer when the column is forced onto a coarse grid (step > 1) and then recounted exactly
+    forced, _ = compute_drift(con, SHIFTED, DriftConfig(wasserstein_tolerance=10.0))
     f = _by_column(forced, "big")["features.docs"]
     assert (f["method"], f["statistic"]) == ("jensenshannon", pytest.approx(docs["statistic"], abs=1e-12))
+
+
+def test_bad_grid_estimate_is_recounted(con, monkeypatch):
+    """A sampled std 1000x too large makes the first grid far too coarse: the error bound catches it and the
+    column is recounted, so the statistic still lands within the tolerance."""
+    from aiso_pipeline.drift import engine
+
+    exact, _ = compute_drift(con, SHIFTED, DriftConfig(wasserstein_tolerance=1e-9))
+    real = engine._scale
+    monkeypatch.setattr(engine, "_scale", lambda *a, **k: {key: (n, sd * 1000) for key, (n, sd) in real(*a, **k).items()})
+    calls = []
+    real_recount = engine._recount
+    monkeypatch.setattr(engine, "_recount", lambda *a, **k: calls.append(a[5]) or real_recount(*a, **k))
+    coarse, _ = compute_drift(con, SHIFTED)
+    assert ("big", "latency_ms") in calls[0]
+    for column in ("latency_ms", "confidence", "features.prompt_chars"):
+        assert _by_column(coarse, "big")[column]["statistic"] == pytest.approx(
+            _by_column(exact, "big")[column]["statistic"], abs=1e-3)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -241,12 +259,12 @@ def test_wasserstein_grid_is_within_resolution(tmp_path):
     frames.append(_events(rng, STABLE, "m", 2000, latency_ms=rng.pareto(1.5, 2000) * 300))
     c = duckdb.connect(str(tmp_path / "w.duckdb"))
     _load(c, frames)
-    for resolution in (1e-4, 1e-2):
-        metrics, _ = compute_drift(c, STABLE, DriftConfig(wasserstein_resolution=resolution))
+    for tolerance in (1e-3, 1e-2):
+        metrics, _ = compute_drift(c, STABLE, DriftConfig(wasserstein_tolerance=tolerance))
         got = _by_column(metrics, "m")["latency_ms"]["statistic"]
         ref, cur = sample_for_report(c, STABLE, "m", max_rows=100_000)
         expected = stats.wasserstein_distance(ref["latency_ms"], cur["latency_ms"]) / np.std(ref["latency_ms"])
-        assert got == pytest.approx(expected, abs=resolution)
+        assert got == pytest.approx(expected, abs=tolerance)
 
 
 def test_categorical_tests_from_counts_match_scipy():

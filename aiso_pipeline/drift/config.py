@@ -44,16 +44,18 @@ class DriftConfig:
 
     # Evidently divides the Wasserstein distance by max(std(reference), 0.001).
     wasserstein_norm_floor: float = 0.001
-    # Values are rounded to a grid of step resolution * that normaliser before the distance is taken, which moves
-    # the normed distance by at most `resolution` (each sample moves by <= step/2). 1e-4 keeps agreement with
-    # Evidently far inside 0.005 with ~10^5 buckets per column at most for well-behaved data.
-    wasserstein_resolution: float = 1e-4
-    # Columns whose approximate distinct count (reference + current) is at most this are grouped by exact value.
-    exact_distinct_max: int = 64
-    # scipy's ks_2samp switches from the exact to the asymptotic p-value above 10000 rows on either side; below
-    # this many current values the values are fetched and scipy is called as Evidently calls it.
+    # Numeric values are counted per bucket of a grid of step wasserstein_tolerance / 4 * std(reference) (the std
+    # estimated from a ~1% block sample; exact values for integer columns whose step would be below 1). After the
+    # count, the bound on the resulting error of the normed distance is computed from the full data; a column whose
+    # bound exceeds wasserstein_tolerance is recounted on a finer grid, so the error never exceeds it.
+    wasserstein_tolerance: float = 1e-3
+    # A model whose sample holds fewer reference values of a numeric column than this is read in full for its std.
+    min_sampled_values: int = 1000
+    # scipy's ks_2samp switches from the exact to the asymptotic p-value above 10000 values on a side: up to this
+    # many current values, the values are fetched and scipy is called as Evidently calls it; above, D is computed
+    # in SQL and the asymptotic p-value in Python.
     ks_exact_max_rows: int = 10_000
-    # A categorical column with more categories than this (approximately) is skipped, with a reason.
+    # A categorical column with more categories than this (for one model) is skipped, with a reason.
     max_categories: int = 10_000
 
     numeric_columns: tuple[str, ...] = ("latency_ms", "input_tokens", "output_tokens", "confidence")

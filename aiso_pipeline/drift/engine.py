@@ -1,13 +1,20 @@
 """Drift statistics for one partition day, per model and column, computed inside DuckDB.
 
-Three scans of the day and its reference window do the heavy lifting, whatever the row count:
-  1. feature_keys.sql  the keys and JSON types of the `features` objects (skipped without features);
-  2. moments.sql       per model and side: rows, non-null values, std of the reference, approximate distinct counts;
-  3. histogram.sql     per model, side and column: counts per category, per exact value (low-cardinality numeric
-                       columns) or per grid bucket of width resolution * std(reference) (other numeric columns).
-Only those aggregates reach Python, where stattests.py turns them into Evidently's statistics. The small-reference
-Kolmogorov-Smirnov path fetches at most small_reference_rows + ks_exact_max_rows values of a column (or computes D in
-SQL when the current side is larger).
+Two full scans of the day and its reference window do the heavy lifting, whatever the row count:
+  1. feature_keys.sql  the keys and JSON types of the `features` objects (skipped when features are not checked);
+  2. histogram.sql     per model, side and column, in one GROUPING SETS scan: counts per category, and for numeric
+                       columns counts per value rounded to a grid of step wasserstein_tolerance / 4 * std(reference)
+                       (exact values for integer columns whose step would be below 1, and for small models).
+The std that sizes the grid is estimated beforehand from a ~1% block sample (scale.sql), which costs next to
+nothing; models.sql lists the day's models. The counts stay in a temp table; Python fetches them per column
+(hist_summary.sql, hist_column.sql) and stattests.py turns them into Evidently's statistics. Rare extra passes, for
+the (model, column) pairs concerned only:
+  - a numeric column whose grid error bound (computed from the full data) exceeds wasserstein_tolerance is
+    recounted on a finer grid;
+  - a gridded numeric column with <= categorical_max_distinct buckets is recounted exactly (Evidently then applies
+    categorical tests, which need the exact values);
+  - the small-reference Kolmogorov-Smirnov path fetches at most small_reference_rows + ks_exact_max_rows values of
+    a column, or computes D in SQL (ks_statistic.sql) when the current side is larger.
 """
 from __future__ import annotations
 
@@ -26,7 +33,11 @@ from aiso_pipeline.drift import stattests
 from aiso_pipeline.drift.config import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS, DriftConfig
 
 NUMERICAL, CATEGORICAL = "numerical", "categorical"
-JSON_NUMBER_TYPES = {"UBIGINT", "BIGINT", "DOUBLE", "HUGEINT", "UHUGEINT", "INTEGER"}
+JSON_INTEGER_TYPES = {"UBIGINT", "BIGINT", "HUGEINT", "UHUGEINT", "INTEGER"}
+JSON_NUMBER_TYPES = JSON_INTEGER_TYPES | {"DOUBLE"}
+INTEGER_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens"}  # BIGINT in raw.inference_events
+NO_LIMIT = 2**62
+COUNT_ONLY = 1e300  # a grid step that puts every value in one or two buckets
 JSON_CATEGORICAL_TYPES = {"VARCHAR", "BOOLEAN"}
 FEATURE_PREFIX = "features."
 
@@ -66,7 +77,10 @@ _TOKEN = re.compile(r"\{([a-z_]+)\}")
 
 
 def _fill(template: str, **parts: str) -> str:
-    """Replace {name} placeholders. Parts are built only from whitelisted identifiers and generated aliases."""
+    """Replace {name} placeholders, after dropping comments (the .sql files hold no '--' inside literals). Parts are
+    built only from whitelisted identifiers, generated aliases and the fragments of expressions.sql."""
+    template = re.sub(r"--[^\n]*", "", template)
+
     def sub(m):
         if m.group(1) not in parts:
             raise KeyError(f"drift SQL placeholder {{{m.group(1)}}} has no value")
@@ -82,7 +96,6 @@ _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict):
-    sql = re.sub(r"--[^\n]*", "", sql)  # comments mention $names too (the .sql files hold no '--' in literals)
     used = dict.fromkeys(_PARAM.findall(sql))
     return con.execute(sql, {k: params[k] for k in used})
 
@@ -105,9 +118,10 @@ def _quote_source(source: str) -> str:
 class Column:
     name: str                 # column_name in the output: 'latency_ms' or 'features.<key>'
     declared: str             # NUMERICAL or CATEGORICAL, from the table type / JSON type
-    alias: str                # c0, c1, ... in the generated SQL
+    alias: str = ""           # c0, c1, ... in the generated SQL
     base: str | None = None   # whitelisted raw column, or
     feature_index: int | None = None  # 1-based position in $feature_paths
+    integer: bool = False     # integer-typed numeric column (BIGINT, JSON integers)
 
     def expression(self) -> str:
         expr = f'"{self.base}"' if self.base else _frag("feature_value", index=self.feature_index)
@@ -118,8 +132,8 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _feature_types(con, source: str, params: dict) -> dict[str, dict[str, str]]:
-    """model -> {key: NUMERICAL | CATEGORICAL} for scalar keys seen in that model's rows."""
+def _feature_types(con, source: str, params: dict) -> dict[str, dict[str, str | None]]:
+    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model."""
     sql = _fill(_sql_text("feature_keys.sql"), source=source)
     seen: dict[str, dict[str, set]] = {}
     for model, structure in _execute(con, sql, params).fetchall():
@@ -132,23 +146,25 @@ def _feature_types(con, source: str, params: dict) -> dict[str, dict[str, str]]:
         for key, typ in shape.items():
             if isinstance(typ, str):  # nested objects / arrays are not features
                 seen.setdefault(model, {}).setdefault(key, set()).add(typ)
-    out = {}
+    out: dict[str, dict[str, str | None]] = {}
     for model, keys in seen.items():
         out[model] = {}
         for key, types in keys.items():
             types = types - {"NULL"}
-            if types and types <= JSON_NUMBER_TYPES:
+            if not types:
+                out[model][key] = None
+            elif types <= JSON_INTEGER_TYPES:
+                out[model][key] = "integer"
+            elif types <= JSON_NUMBER_TYPES:
                 out[model][key] = NUMERICAL
-            elif types & JSON_CATEGORICAL_TYPES or types:
-                out[model][key] = CATEGORICAL
             else:
-                out[model][key] = None  # only JSON nulls: reported as all-null
+                out[model][key] = CATEGORICAL  # strings, booleans, or a mix: compared as text
     return out
 
 
-def _columns(config: DriftConfig, features: dict[str, dict[str, str]]) -> list[Column]:
-    cols = [Column(n, NUMERICAL, "", base=n) for n in config.numeric_columns]
-    cols += [Column(n, CATEGORICAL, "", base=n) for n in config.categorical_columns]
+def _columns(config: DriftConfig, features: dict[str, dict[str, str | None]]) -> list[Column]:
+    cols = [Column(n, NUMERICAL, base=n, integer=n in INTEGER_COLUMNS) for n in config.numeric_columns]
+    cols += [Column(n, CATEGORICAL, base=n) for n in config.categorical_columns]
     assert all(c.base in NUMERIC_COLUMNS + CATEGORICAL_COLUMNS for c in cols)
     merged: dict[str, set] = {}
     for keys in features.values():
@@ -156,9 +172,22 @@ def _columns(config: DriftConfig, features: dict[str, dict[str, str]]) -> list[C
             merged.setdefault(key, set()).add(typ)
     for i, key in enumerate(sorted(merged), start=1):
         types = merged[key] - {None}
-        declared = NUMERICAL if types == {NUMERICAL} else CATEGORICAL  # mixed across models: compare as text
-        cols.append(Column(FEATURE_PREFIX + key, declared, "", feature_index=i))
-    return [Column(c.name, c.declared, f"c{i}", c.base, c.feature_index) for i, c in enumerate(cols)]
+        numeric = bool(types) and types <= {"integer", NUMERICAL}  # mixed across models: compared as text
+        cols.append(Column(FEATURE_PREFIX + key, NUMERICAL if numeric else CATEGORICAL, feature_index=i,
+                           integer=types == {"integer"}))
+    return _subset(cols)
+
+
+def _subset(columns: list[Column]) -> list[Column]:
+    """Alias columns c0, c1, ... and number their features 1.. in order, for a query over these columns only."""
+    out, idx = [], 0
+    for i, c in enumerate(columns):
+        fi = None
+        if c.feature_index:
+            idx += 1
+            fi = idx
+        out.append(Column(c.name, c.declared, f"c{i}", c.base, fi, c.integer))
+    return out
 
 
 def _rows_sql(source: str, columns: list[Column]) -> str:
@@ -178,41 +207,33 @@ def _feature_paths(columns: list[Column]) -> list[str]:
         (c for c in columns if c.feature_index), key=lambda c: c.feature_index)]
 
 
-def _subset(columns: list[Column]) -> list[Column]:
-    """Re-alias a subset of columns c0.. and renumber features, for single-column queries."""
-    out, idx = [], 0
-    for i, c in enumerate(columns):
-        fi = None
-        if c.feature_index:
-            idx += 1
-            fi = idx
-        out.append(Column(c.name, c.declared, f"c{i}", c.base, fi))
-    return out
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Aggregation queries
+# Aggregation
 
 
-def _moments(con, source: str, columns: list[Column], params: dict) -> dict[tuple[str, str], dict]:
-    aggs = "".join(", " + _frag("numeric_moments" if c.declared == NUMERICAL else "categorical_moments", c=c.alias)
-                   for c in columns)
-    sql = _fill(_sql_text("moments.sql"), rows=_rows_sql(source, columns), aggregates=aggs)
-    cur = _execute(con, sql, {**params, "feature_paths": _feature_paths(columns)})
-    names = [d[0] for d in cur.description]
-    return {(r[0], r[1]): dict(zip(names, r)) for r in cur.fetchall()}
+@dataclass
+class Counts:
+    """What the histogram pass knows about one model × column × side."""
+    rows: int = 0                  # rows of the model on that side
+    values: int = 0                # non-null values
+    buckets: int = 0               # distinct values / buckets
+    x: np.ndarray | None = None    # values (or bucket values), fetched unless too many categories
+    n: np.ndarray | None = None
 
 
-def _histograms(con, source: str, columns: list[Column], grid: dict[str, dict[str, float | None]],
-                params: dict) -> dict[tuple[str, str, str], dict]:
-    """(model, alias, side) -> {value: count}, for the columns and models in `grid` (model -> alias -> step)."""
+def _histograms(con, source: str, columns: list[Column], params: dict, config: DriftConfig,
+                grid: dict[str, dict[str, float | None]]) -> dict[tuple[str, str, str], Counts]:
+    """(model, column name, side) -> Counts, for the models in `grid` (model -> alias -> step of each numeric
+    column: None skips it, 0 counts exact values, > 0 rounds to multiples of the step)."""
     if not columns or not grid:
         return {}
+    numeric = [c for c in columns if c.declared == NUMERICAL]
     con.execute("CREATE OR REPLACE TEMP TABLE drift_grid (model VARCHAR"
-                + "".join(f", h_{c.alias} DOUBLE" for c in columns) + ")")
+                + "".join(f", h_{c.alias} DOUBLE" for c in numeric) + ")")
+    out: dict[tuple[str, str, str], Counts] = {}
     try:
-        con.executemany(f"INSERT INTO drift_grid VALUES ({', '.join(['?'] * (len(columns) + 1))})",
-                        [[m] + [steps.get(c.alias) for c in columns] for m, steps in grid.items()])
+        con.executemany(f"INSERT INTO drift_grid VALUES ({', '.join(['?'] * (len(numeric) + 1))})",
+                        [[m] + [steps.get(c.alias) for c in numeric] for m, steps in grid.items()])
         sql = _fill(
             _sql_text("histogram.sql"),
             rows=_rows_sql(source, columns),
@@ -221,30 +242,83 @@ def _histograms(con, source: str, columns: list[Column], grid: dict[str, dict[st
             outputs="".join(", " + _frag("bin_output", c=c.alias) for c in columns),
             sets=", ".join(_frag("bin_set", c=c.alias) for c in columns),
         )
-        res = _execute(con, sql, {**params, "feature_paths": _feature_paths(columns)}).df()
+        _execute(con, sql, {**params, "feature_paths": _feature_paths(columns)})
+        summary = _execute(con, _fill(_sql_text("hist_summary.sql"), summaries="".join(
+            ", " + _frag("column_summary", c=c.alias) for c in columns)), {}).fetchall()
+        for row in summary:
+            model, side, rest = row[0], row[1], row[2:]
+            for i, c in enumerate(columns):
+                rows, values, buckets = rest[3 * i: 3 * i + 3]
+                out[(model, c.name, side)] = Counts(int(rows or 0), int(values or 0), int(buckets or 0))
+        for c in columns:
+            limit = config.max_categories if c.declared == CATEGORICAL else NO_LIMIT
+            res = _execute(con, _fill(_sql_text("hist_column.sql"), c=c.alias), {"max_groups": limit}).df()
+            dtype = np.float64 if c.declared == NUMERICAL else object
+            for (model, side), g in res.groupby(["model", "drift_side"], sort=False):
+                counts = out[(model, c.name, side)]
+                counts.x, counts.n = g["v"].to_numpy(dtype=dtype), g["n"].to_numpy(dtype=np.int64)
     finally:
+        con.execute("DROP TABLE IF EXISTS temp.drift_hist")
         con.execute("DROP TABLE IF EXISTS temp.drift_grid")
-    out: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
-    for c in columns:
-        part = res.loc[(res[f"g_{c.alias}"] == 0) & res[c.alias].notna(), ["model", "drift_side", c.alias, "n"]]
-        for (model, side), g in part.groupby(["model", "drift_side"], sort=False):
-            values = g[c.alias].to_numpy(dtype=np.float64 if c.declared == NUMERICAL else object)
-            out[(model, c.alias, side)] = (values, g["n"].to_numpy(dtype=np.int64))
     return out
 
 
-def _counts(hist, key) -> dict:
-    values, counts = hist.get(key, ((), ()))
-    return dict(zip(values.tolist() if hasattr(values, "tolist") else values,
-                    counts.tolist() if hasattr(counts, "tolist") else counts))
+def _scale(con, source: str, columns: list[Column], params: dict, models: list[str],
+           min_values: int) -> dict[tuple[str, str], tuple[int, float]]:
+    """(model, column name) -> (reference values, their std): from a ~1% block sample, then, for the models with
+    fewer than min_values sampled values in some numeric column, from all their reference rows."""
+    numeric = _subset([c for c in columns if c.declared == NUMERICAL])
+    if not numeric:
+        return {}
+
+    def run(sample: str, only: list[str]):
+        filt = ("\n          AND model IN (" + ", ".join(f"$scale_m{i}" for i in range(len(only))) + ")") if only else ""
+        sql = _fill(_sql_text("scale.sql"), source=source, sample=sample, model_filter=filt,
+                    base="".join(f', "{b}"' for b in dict.fromkeys(c.base for c in numeric if c.base)),
+                    features=", " + _frag("feature_values") if any(c.feature_index for c in numeric) else "",
+                    columns="".join(", " + c.expression() for c in numeric),
+                    aggregates="".join(", " + _frag("numeric_moments", c=c.alias) for c in numeric))
+        p = {**params, "feature_paths": _feature_paths(numeric), **{f"scale_m{i}": m for i, m in enumerate(only)}}
+        res = {}
+        for row in _execute(con, sql, p).fetchall():
+            for i, c in enumerate(numeric):
+                res[(row[0], c.name)] = (int(row[1 + 2 * i] or 0), float(row[2 + 2 * i] or 0.0))
+        return res
+
+    out = run(_frag("block_sample"), [])
+    missing = [m for m in models if any(out.get((m, c.name), (0, 0))[0] < min_values for c in numeric)]
+    if missing:
+        out.update(run("", missing))
+    return out
 
 
-def _n_distinct(hist, m, alias) -> int:
-    empty = (np.array([], dtype=np.float64), None)
-    ref, cur = hist.get((m, alias, "ref"), empty)[0], hist.get((m, alias, "cur"), empty)[0]
-    if ref.dtype == object or cur.dtype == object:
-        return len(set(ref.tolist()) | set(cur.tolist()))
-    return len(np.union1d(ref, cur))
+def _n_distinct(ref: Counts, cur: Counts) -> int:
+    xs = [a for a in (ref.x, cur.x) if a is not None]
+    if any(a.dtype == object for a in xs):
+        return len(set().union(*(a.tolist() for a in xs)))
+    return len(np.unique(np.concatenate(xs))) if xs else 0
+
+
+def _as_dict(c: Counts) -> dict:
+    return dict(zip(c.x.tolist(), c.n.tolist())) if c.x is not None else {}
+
+
+def _std(c: Counts) -> float:
+    w = c.n / c.n.sum()
+    mean = float(np.dot(w, c.x))
+    return float(np.sqrt(np.dot(w, (c.x - mean) ** 2)))
+
+
+def _grid_error(ref: Counts, cur: Counts, norm: float, step: float) -> float:
+    """Upper bound on |normed W from grid counts - normed W from the values| for a grid of this step.
+
+    Rounding moves each value by <= step / 2, so W1 moves by <= step (both sides) and the reference std (the norm)
+    by <= step / 2, which changes W1 / norm by at most (W1 / norm) * (step / 2) / (norm - step / 2).
+    """
+    if step == 0:
+        return 0.0
+    w = stattests.wasserstein_normed(ref.x, ref.n, cur.x, cur.n, norm)
+    return step / norm + (w + step / norm) * (step / 2) / max(norm - step / 2, 1e-300)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -288,6 +362,21 @@ def _ks(con, source, column: Column, model: str, params: dict, config: DriftConf
     return float(d), stattests.ks_asymptotic_p(float(d), n_ref, n_cur)
 
 
+def _recount(con, source, columns: list[Column], params: dict, config: DriftConfig,
+             steps: dict[tuple[str, str], float], hist: dict) -> None:
+    """Recount (model, column name) -> step (0 exact, > 0 absolute grid) in one more scan, into `hist`."""
+    names = list(dict.fromkeys(name for _, name in steps))
+    subset = _subset([c for c in columns if c.name in names])
+    grid: dict[str, dict[str, float | None]] = {}
+    for (model, name), step in steps.items():
+        alias = next(c.alias for c in subset if c.name == name)
+        grid.setdefault(model, {})[alias] = step
+    again = _histograms(con, source, subset, params, config, grid)
+    for (model, name, side), counts in again.items():
+        if (model, name) in steps:
+            hist[(model, name, side)] = counts
+
+
 def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftConfig = DriftConfig(),
                   source: str = "raw.inference_events") -> tuple[list[dict], list[dict]]:
     """Drift of day `dt` against its reference window, per model (with rows on dt) and column.
@@ -305,98 +394,99 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
 
     features = _feature_types(con, src, params) if config.include_features else {}
     columns = _columns(config, features)
-    moments = _moments(con, src, columns, params)
-    models = sorted(m for (m, side), row in moments.items() if side == "cur" and row["n_rows"] > 0)
+    if not columns:
+        return [], []
+    models = sorted(m for (m,) in _execute(con, _fill(_sql_text("models.sql"), source=src), params).fetchall())
+    if not models:
+        return [], []
 
-    def stat(model, side, key, default=0):
-        row = moments.get((model, side))
-        return default if row is None or row[key] is None else row[key]
-
-    # Bucket steps: exact values for low-cardinality numeric columns, a grid of resolution * norm otherwise.
+    # Grid steps from the sampled std: tolerance / 4 of it, exact values where the sample says nothing, and for
+    # integer columns whose step would be below 1.
+    scale = _scale(con, src, columns, params, models, config.min_sampled_values)
     grid: dict[str, dict[str, float | None]] = {}
     for m in models:
-        if stat(m, "ref", "n_rows") == 0:
-            continue
-        steps = {}
+        grid[m] = {}
         for c in columns:
-            n_ref, n_cur = stat(m, "ref", f"n_{c.alias}"), stat(m, "cur", f"n_{c.alias}")
-            if n_ref == 0 or n_cur == 0:
-                steps[c.alias] = None
+            if c.declared != NUMERICAL:
                 continue
-            nd = stat(m, "ref", f"nd_{c.alias}") + stat(m, "cur", f"nd_{c.alias}")
-            if c.declared == CATEGORICAL:
-                steps[c.alias] = 1.0 if nd <= config.max_categories else None
-            elif nd <= config.exact_distinct_max:
-                steps[c.alias] = 0.0
+            n_ref, sd = scale.get((m, c.name), (0, 0.0))
+            if n_ref == 0:
+                step = COUNT_ONLY  # no reference values: nothing to compare, count the current values only
+            elif sd == 0 or c.integer and config.wasserstein_tolerance / 4 * sd < 1:
+                step = 0.0
             else:
-                norm = max(float(stat(m, "ref", f"sd_{c.alias}")), config.wasserstein_norm_floor)
-                steps[c.alias] = norm * config.wasserstein_resolution
-        grid[m] = steps
-    hist = _histograms(con, src, columns, grid, params)
+                step = config.wasserstein_tolerance / 4 * max(sd, config.wasserstein_norm_floor)
+            grid[m][c.alias] = step
+    hist = _histograms(con, src, columns, params, config, grid)
+    empty = Counts()
 
-    # Safety net: a gridded column with few buckets may hide few distinct values; recount it exactly.
-    recount = {m: {c.alias: 0.0 for c in columns
-                   if c.declared == NUMERICAL and (grid[m].get(c.alias) or 0) > 0
-                   and _n_distinct(hist, m, c.alias) <= config.categorical_max_distinct}
-               for m in grid}
-    recount = {m: s for m, s in recount.items() if s}
+    def counts(m, c, side) -> Counts:
+        return hist.get((m, c.name, side), empty)
+
+    def norm_of(ref: Counts) -> float:
+        return max(_std(ref), config.wasserstein_norm_floor)
+
+    # Recounts, only for the (model, column) pairs that need them.
+    recount: dict[tuple[str, str], float] = {}
+    for m in models:
+        for c in columns:
+            ref, cur = counts(m, c, "ref"), counts(m, c, "cur")
+            step = grid[m].get(c.alias)
+            if c.declared != NUMERICAL or not ref.values or not cur.values or not step:
+                continue
+            if _n_distinct(ref, cur) <= config.categorical_max_distinct:
+                recount[(m, c.name)] = 0.0  # few values: Evidently's categorical tests need them exact
+            elif ref.values > config.small_reference_rows:
+                norm = norm_of(ref)
+                if _grid_error(ref, cur, norm, step) > config.wasserstein_tolerance:
+                    w = stattests.wasserstein_normed(ref.x, ref.n, cur.x, cur.n, norm)
+                    recount[(m, c.name)] = config.wasserstein_tolerance / (2 + w) * (norm - step / 2)
     if recount:
-        subset = [c for c in columns if any(c.alias in s for s in recount.values())]
-        sub = _subset(subset)
-        back = {s.alias: c.alias for s, c in zip(sub, subset)}
-        again = _histograms(con, src, sub, {m: {s.alias: s_steps.get(back[s.alias]) for s in sub}
-                                             for m, s_steps in recount.items()}, params)
-        for (m, alias, side), counts in again.items():
-            hist[(m, back[alias], side)] = counts
-        for m, s in recount.items():
-            for alias in s:
-                grid[m][alias] = 0.0
+        _recount(con, src, columns, params, config, recount, hist)
+        for (m, name), step in recount.items():
+            grid[m][next(c.alias for c in columns if c.name == name)] = step
 
     metrics: list[dict] = []
     summary: list[dict] = []
     for m in models:
-        ref_rows, cur_rows = stat(m, "ref", "n_rows"), stat(m, "cur", "n_rows")
+        ref_rows, cur_rows = counts(m, columns[0], "ref").rows, counts(m, columns[0], "cur").rows
         model_keys = features.get(m, {})
         rows = []
         for c in columns:
             if c.feature_index and c.name[len(FEATURE_PREFIX):] not in model_keys:
                 continue  # a key this model never sends
-            n_ref, n_cur = stat(m, "ref", f"n_{c.alias}"), stat(m, "cur", f"n_{c.alias}")
+            ref, cur = counts(m, c, "ref"), counts(m, c, "cur")
             d = dict.fromkeys(METRIC_COLUMNS)
             d.update(dt=dt, model=m, column_name=c.name, column_type=c.declared, declared_type=c.declared,
                      drifted=False, reference_start=ref_start, reference_end=ref_end, reference_rows=ref_rows,
-                     current_rows=cur_rows, reference_values=n_ref, current_values=n_cur)
+                     current_rows=cur_rows, reference_values=ref.values, current_values=cur.values)
             rows.append(d)
             if ref_rows == 0:
                 d["reason"] = "empty_reference"
-                continue
-            if n_ref == 0:
+            elif ref.values == 0:
                 d["reason"] = "reference_all_null"
-                continue
-            if n_cur == 0:
+            elif cur.values == 0:
                 d["reason"] = "current_all_null"
-                continue
-            step = grid[m].get(c.alias)
-            if step is None:  # only categorical columns over max_categories get here
+            elif ref.x is None or cur.x is None:
                 d["reason"] = "too_many_categories"
-                continue
-            n_values = _n_distinct(hist, m, c.alias)
-            if c.declared == CATEGORICAL or (step == 0 and n_values <= config.categorical_max_distinct):
-                # registry.py: a numeric column with <= 5 distinct values (reference and current together)
-                # gets the categorical tests
-                _categorical_test(d, config, _counts(hist, (m, c.alias, "ref")),
-                                  _counts(hist, (m, c.alias, "cur")), n_ref)
-                continue
-            d["distinct_values"] = n_values if step == 0 else None
-            if n_ref > config.small_reference_rows:
-                norm = max(float(stat(m, "ref", f"sd_{c.alias}")), config.wasserstein_norm_floor)
-                scale = step if step > 0 else 1.0
-                (rx, rn), (cx, cn) = hist[(m, c.alias, "ref")], hist[(m, c.alias, "cur")]
-                w = stattests.wasserstein_normed(rx * scale, rn, cx * scale, cn, norm)
-                _decide(d, config, "wasserstein", w)
+                d["distinct_values"] = max(ref.buckets, cur.buckets)
+            elif c.declared == CATEGORICAL:
+                _categorical_test(d, config, _as_dict(ref), _as_dict(cur), ref.values)
             else:
-                ks_d, p = _ks(con, src, c, m, params, config, n_ref, n_cur)
-                _decide(d, config, "ks", p, p_value=p, test_statistic=ks_d)
+                exact = grid[m].get(c.alias) == 0.0
+                n_values = _n_distinct(ref, cur)
+                if exact and n_values <= config.categorical_max_distinct:
+                    # registry.py: a numeric column with <= 5 distinct values (reference and current together)
+                    # gets the categorical tests
+                    _categorical_test(d, config, _as_dict(ref), _as_dict(cur), ref.values)
+                elif ref.values > config.small_reference_rows:
+                    d["distinct_values"] = n_values if exact else None
+                    w = stattests.wasserstein_normed(ref.x, ref.n, cur.x, cur.n, norm_of(ref))
+                    _decide(d, config, "wasserstein", w)
+                else:
+                    d["distinct_values"] = n_values if exact else None
+                    ks_d, p = _ks(con, src, c, m, params, config, ref.values, cur.values)
+                    _decide(d, config, "ks", p, p_value=p, test_statistic=ks_d)
         metrics.extend(rows)
         checked = [r for r in rows if r["statistic"] is not None]
         drifted = sum(r["drifted"] for r in checked)

@@ -20,19 +20,26 @@ json_extract_string(features, $feature_paths) AS drift_feature_values
 -- DuckDB-specific: 1-based list indexing (Spark: element_at(list, {index}), also 1-based).
 drift_feature_values[{index}]
 
--- name: numeric_moments
--- APPROX_COUNT_DISTINCT exists in DuckDB and Spark SQL (HyperLogLog); it only decides exact vs grid binning.
-COUNT({c}) AS n_{c}, STDDEV_POP({c}) AS sd_{c}, APPROX_COUNT_DISTINCT({c}) AS nd_{c}
+-- name: block_sample
+-- TABLESAMPLE SYSTEM ... REPEATABLE: SQL standard, DuckDB (Spark: TABLESAMPLE (1 PERCENT)). Applied before WHERE.
+TABLESAMPLE SYSTEM (1 PERCENT) REPEATABLE (42)
 
--- name: categorical_moments
-COUNT({c}) AS n_{c}, APPROX_COUNT_DISTINCT({c}) AS nd_{c}
+-- name: numeric_moments
+COUNT({c}) AS n_{c}, STDDEV_POP({c}) AS sd_{c}
 
 -- name: numeric_bin
--- Step h_c per model from drift_grid: NULL = column not needed, 0 = exact values, > 0 = bucket number ROUND(v / h).
-CASE WHEN g.h_{c} IS NULL THEN NULL WHEN g.h_{c} > 0 THEN ROUND(r.{c} / g.h_{c}) ELSE r.{c} END AS {c}
+-- Step h_c per model from drift_grid: NULL = column not needed for that model, 0 = exact values, > 0 = the value
+-- rounded to a multiple of h.
+CASE WHEN g.h_{c} IS NULL THEN NULL WHEN g.h_{c} > 0 THEN ROUND(r.{c} / g.h_{c}) * g.h_{c} ELSE r.{c} END AS {c}
 
 -- name: categorical_bin
-CASE WHEN g.h_{c} > 0 THEN r.{c} END AS {c}
+r.{c} AS {c}
+
+-- name: column_summary
+-- rows of the model and side (the NULL group included), non-null values, distinct values (or buckets)
+SUM(CASE WHEN g_{c} = 0 THEN n ELSE 0 END) AS rows_{c},
+SUM(CASE WHEN g_{c} = 0 AND {c} IS NOT NULL THEN n ELSE 0 END) AS n_{c},
+SUM(CASE WHEN g_{c} = 0 AND {c} IS NOT NULL THEN 1 ELSE 0 END) AS k_{c}
 
 -- name: bin_output
 {c}, GROUPING({c}) AS g_{c}

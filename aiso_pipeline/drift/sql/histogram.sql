@@ -1,6 +1,9 @@
--- Per model, side and column: counts per category (categorical) or per value / grid bucket (numeric), every column
--- in one scan through GROUPING SETS. drift_grid (a temp table written by engine.py) holds the bucket step per model
--- and column. Rows whose value is NULL form their own group and are dropped in Python. Portable SQL.
+-- Per model, side and column: counts per category (categorical) or per value bucket (numeric), every column in one
+-- scan through GROUPING SETS, kept in the temp table drift_hist (small: bounded by categories and buckets) for
+-- hist_summary.sql and hist_column.sql to read. Rows whose value is NULL form their own group per column.
+-- drift_grid (a temp table engine.py writes) holds the bucket step per model and numeric column; models missing
+-- from it are not counted. Portable SQL, but for CREATE TEMP TABLE ... AS (Spark: CACHE TABLE ... AS).
+CREATE OR REPLACE TEMP TABLE drift_hist AS
 WITH drift_rows AS (
 {rows}
 ),
