@@ -6,9 +6,8 @@ from aiso_pipeline.defs.metadata import markdown_table, table_metadata
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
 
 ANOMALIES = dg.AssetKey(["marts", "anomalies"])
-# TODO(drift): add dg.AssetKey(["marts", "drift_summary"]) once defs/drift.py defines it (a dep on an undefined
-# key shows as an undocumented external asset). Until then drift anomalies are read if the table exists.
-UPSTREAM = [dg.AssetKey(["marts", "cost_daily"]), dg.AssetKey(["marts", "outcome_coverage"])]
+UPSTREAM = [dg.AssetKey(["marts", "cost_daily"]), dg.AssetKey(["marts", "outcome_coverage"]),
+            dg.AssetKey(["marts", "drift_summary"])]
 DEFAULTS = anomalies.Thresholds()
 
 
