@@ -72,6 +72,7 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params) -> duckdb.DuckDBPyC
     """Run every statement of a .sql file, binding the named parameters ($name) each statement uses."""
     result = con
     for stmt in statements(sql(name)):
-        used = {k: params[k] for k in dict.fromkeys(_PARAM.findall(stmt)) if k in params}
+        code = re.sub(r"--[^\n]*", "", stmt)  # a $name in a comment is not a parameter
+        used = {k: params[k] for k in dict.fromkeys(_PARAM.findall(code)) if k in params}
         result = con.execute(stmt, used)
     return result
