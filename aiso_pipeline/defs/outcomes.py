@@ -4,7 +4,6 @@ Thin wiring around aiso_pipeline.outcomes. joined_outcomes(D) depends on inferen
 D .. D+k (k = ceil(window / 24 h) for the default window), so a late product event makes D stale and
 rematerializing D picks it up.
 """
-import math
 from typing import List
 
 import dagster as dg
@@ -17,7 +16,7 @@ from aiso_pipeline.outcomes import charts
 JOINED = dg.AssetKey(["marts", "joined_outcomes"])
 COVERAGE = dg.AssetKey(["marts", "outcome_coverage"])
 COST = dg.AssetKey(["marts", "cost_daily"])
-WINDOW_DAYS = math.ceil(outcomes.OutcomeConfig().window_hours / 24)
+WINDOW_DAYS = outcomes.OutcomeConfig().window_days
 # D reads D .. D+WINDOW_DAYS; for the newest partition the later days do not exist yet, which is fine.
 FOLLOWING_DAYS = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=WINDOW_DAYS)
 JOIN_RATE_CHECK = "join_rate_at_least_95pct"
@@ -87,10 +86,10 @@ def joined_outcomes(context: dg.AssetExecutionContext, config: OutcomeSettings,
             dg.AssetCheckResult(check_name=UNKNOWN_CHECK, passed=s.unknown_request_id == 0,
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"observed": s.unknown_request_id, "threshold": 0, **counts}),
-            dg.AssetCheckResult(check_name=UNATTRIBUTED_CHECK, passed=share <= outcomes.engine.MAX_UNATTRIBUTED_SHARE,
+            dg.AssetCheckResult(check_name=UNATTRIBUTED_CHECK, passed=share <= outcomes.MAX_UNATTRIBUTED_SHARE,
                                 severity=dg.AssetCheckSeverity.WARN,
                                 metadata={"observed_share": share,
-                                          "threshold": outcomes.engine.MAX_UNATTRIBUTED_SHARE, **counts}),
+                                          "threshold": outcomes.MAX_UNATTRIBUTED_SHARE, **counts}),
         ],
     )
 

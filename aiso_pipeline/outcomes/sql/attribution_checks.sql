@@ -4,7 +4,7 @@
 -- would be outside the window anyway). Mirrors the attribution rules of joined_attribute.sql.
 CREATE OR REPLACE TEMP TABLE _jo_check AS
 WITH ev AS (
-    SELECT message_id, "timestamp" AS ts, user_id, nullif(request_id, '') AS request_id
+    SELECT "timestamp" AS ts, user_id, nullif(request_id, '') AS request_id
     FROM raw.product_events
     WHERE dt = $dt
 ),
