@@ -71,7 +71,7 @@ def found(con, dt: str = LAST) -> list[tuple]:
 
 def test_a_quiet_three_weeks_raise_nothing(con):
     quiet_marts(con)
-    for i in range(7, DAYS):  # every day that has enough history
+    for i in range(anomalies.Thresholds().min_history_days, DAYS):  # every day that has enough history
         s = anomalies.detect(con, day(i))
         assert s.anomalies == 0, (day(i), found(con, day(i)))
         assert s.missing_sources == ()
@@ -151,7 +151,7 @@ def test_dataset_drift_is_an_anomaly(con):
 
 def test_new_series_and_low_volume_are_not_judged(con):
     quiet_marts(con)
-    for i in range(DAYS - 3, DAYS):  # a feature launched three days ago
+    for i in range(DAYS - 4, DAYS):  # a feature launched three days before today: 3 days of history
         con.execute("INSERT INTO marts.cost_daily BY NAME SELECT ?::DATE dt, 'gpt-4o' model, 'new' feature, "
                     "? requests, 1.0 cost_usd, 0.0 error_rate, true window_closed", [day(i), 100 * (i + 1)])
     # a tiny feature with a 50% error rate on 6 requests: noise, not an incident

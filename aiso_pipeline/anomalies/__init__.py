@@ -54,7 +54,9 @@ RULES = (
 class Thresholds:
     warn_z: float = 3.5
     critical_z: float = 6.0
-    min_history_days: int = 7  # fewer usable days before D: the metric is not judged (new model or feature)
+    # fewer usable days before D: not judged (a new model or feature). Four are enough for a median to ignore one
+    # outlier, and the floors keep a short history from being twitchy; a week would hide incidents of week one.
+    min_history_days: int = 4
     window_days: int = 14  # trailing days in the baseline (weeks, with seasonality='weekly')
     min_requests: float = 20.0  # volume a day needs for its rates to be judged or used as history
     drift_critical_share: float = 0.5  # dataset drift with at least this share of columns drifted is critical
