@@ -52,25 +52,42 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 
 def run_days(data: DataDir, days: list[str], log_level: str = "CRITICAL", progress=None) -> None:
-    """Materialize every asset for each day in order, then publish warehouse.duckdb for analysts."""
+    """The nightly run for each day, then publish warehouse.duckdb for analysts.
+
+    A single day runs the `nightly` job. A range runs `ingest` for every day, then `marts` for every day, so each
+    day's outcomes see the next day's product events. Either way, earlier days whose outcome window was still
+    open when last joined are refreshed too, as the nightly schedule does.
+    """
     from aiso_pipeline.definitions import defs
     from aiso_pipeline.defs.resources import DAILY
+    from aiso_pipeline.outcomes import open_days
 
     instance = dagster_instance(data)
-    job = defs.resolve_job_def("nightly")
     valid = set(DAILY.get_partition_keys(dynamic_partitions_store=instance))
     for day in days:
         if day not in valid:
             raise AisoError(f"{day} is outside the partitions ({DAILY.start.date()} .. tomorrow): pick a day in range")
-    for day in days:
+    with warehouse.connect(data) as con:
+        refresh = [d for d in open_days(con, days[0]) if d not in days]
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}},
+                  "resources": {"warehouse": {"config": {"data_dir": str(data.root)}}}}
+
+    def execute(job_name: str, day: str) -> None:
         started = time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}},
-                        "resources": {"warehouse": {"config": {"data_dir": str(data.root)}}}},
-        )
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            partition_key=day, instance=instance, raise_on_error=False, run_config=run_config)
         if not result.success:
-            raise AisoError(f"run for {day} failed: {_failure_message(result)}")
+            raise AisoError(f"{job_name} run for {day} failed: {_failure_message(result)}")
         if progress:
-            progress(f"  {day}: ok ({time.perf_counter() - started:.1f} s, run {result.run_id[:8]})")
+            progress(f"  {day} {job_name}: ok ({time.perf_counter() - started:.1f} s, run {result.run_id[:8]})")
+
+    if len(days) == 1:
+        execute("nightly", days[0])
+    else:
+        for day in days:
+            execute("ingest", day)
+        for day in days:
+            execute("marts", day)
+    for day in refresh:
+        execute("marts", day)
     warehouse.publish(data)

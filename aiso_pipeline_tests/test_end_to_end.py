@@ -68,3 +68,12 @@ def test_rerun_of_a_day_gives_identical_tables(world):
     again = duckdb.connect(str(data.warehouse), read_only=True)
     assert again.execute(query).fetchall() == before
     again.close()
+
+
+def test_range_run_joins_next_day_outcomes(world):
+    # a range runs every day's ingest before any day's outcomes, so day 1 sees the product events of day 2
+    _, _, con = world
+    day1 = START.isoformat()
+    assert one(con, f"SELECT count(*) FROM marts.joined_outcomes WHERE dt = '{day1}' "
+                    f"AND first_outcome_at >= TIMESTAMPTZ '{START + dt.timedelta(days=1)} 00:00:00+00'") > 0
+    assert one(con, f"SELECT bool_and(window_closed) FROM marts.joined_outcomes WHERE dt = '{day1}'")

@@ -1,8 +1,18 @@
 import dagster as dg
 
-
 # The nightly run for one day: every asset of the day's partition, checks included (CONTRACT section 8).
 nightly_job = dg.define_asset_job(
     "nightly", selection=dg.AssetSelection.all(),
     description="Ingest, validate, join, cost, drift, experiments and anomalies for one day.",
+)
+
+# The same run in two halves, for ranges of days (`aiso run --start --end`): every day's landing files first, so
+# day D's outcomes are joined with the product events of D+1 that a day-by-day order would not have loaded yet.
+ingest_job = dg.define_asset_job(
+    "ingest", selection=dg.AssetSelection.groups("ingest"),
+    description="Ingest and validate one day's landing files (the first half of `nightly`).",
+)
+marts_job = dg.define_asset_job(
+    "marts", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingest"),
+    description="Outcomes, rollups, drift, experiments and anomalies for one day (the second half of `nightly`).",
 )
