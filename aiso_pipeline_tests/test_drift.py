@@ -158,6 +158,26 @@ def test_numeric_with_few_values_is_categorical(con):
     assert (f["method"], f["statistic"]) == ("jensenshannon", pytest.approx(docs["statistic"], abs=1e-12))
 
 
+def test_double_column_with_few_values_is_counted_exactly(tmp_path):
+    """A DOUBLE column with 3 values lands in 3 grid buckets: it is recounted (finer, then exactly) and gets the
+    categorical test on its exact values, as Evidently does."""
+    rng = np.random.default_rng(5)
+    levels = np.array([0.25, 0.5, 0.75])
+    frames = [_events(rng, day, "m", 1500, confidence=rng.choice(levels, 1500)) for day in REF_DAYS[:7]]
+    frames.append(_events(rng, STABLE, "m", 1500, confidence=rng.choice(levels, 1500, p=[0.5, 0.3, 0.2])))
+    c = duckdb.connect(str(tmp_path / "few.duckdb"))
+    _load(c, frames)
+    metrics, _ = compute_drift(c, STABLE)
+    conf = _by_column(metrics, "m")["confidence"]
+    assert (conf["declared_type"], conf["column_type"], conf["method"], conf["distinct_values"]) == (
+        "numerical", "categorical", "jensenshannon", 3)
+    ref, cur = sample_for_report(c, STABLE, "m", max_rows=100_000)
+    r, k = ref["confidence"].value_counts(), cur["confidence"].value_counts()
+    from scipy.spatial import distance
+    expected = distance.jensenshannon([r.get(v, 0) / r.sum() for v in levels], [k.get(v, 0) / k.sum() for v in levels])
+    assert conf["statistic"] == pytest.approx(expected, abs=1e-12) and conf["drifted"]
+
+
 def test_bad_grid_estimate_is_recounted(con, monkeypatch):
     """A sampled std 1000x too large makes the first grid far too coarse: the error bound catches it and the
     column is recounted, so the statistic still lands within the tolerance."""
@@ -200,6 +220,10 @@ def test_all_null_on_one_side(con):
     assert "features.beta_flag" not in _by_column(metrics, "big")  # keys are per model
     s = _summary(summary, "sparse")
     assert s["columns_checked"] == 5 and s["columns_skipped"] == 6
+    # the report sample declares only the columns Evidently can test (it raises on a column empty on one side)
+    ref, cur = sample_for_report(con, SHIFTED, "sparse")
+    assert "confidence" in cur.columns and "confidence" not in cur.attrs["numerical_columns"]
+    assert "features.beta_flag" not in ref.attrs["categorical_columns"] and "latency_ms" in ref.attrs["numerical_columns"]
 
 
 def test_nan_and_infinity_are_dropped(tmp_path):
@@ -312,12 +336,12 @@ def _evidently_drift(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str
 def test_agrees_with_evidently(con, day):
     metrics, summary = compute_drift(con, day)
     seen_methods = set()
-    for model in ("big", "small"):
+    for model in ("big", "small", "sparse"):
         ref, cur = sample_for_report(con, day, model, max_rows=100_000)  # every row: the same data as ours
         ours = _by_column(metrics, model)
         assert len(cur) == ours["latency_ms"]["current_rows"] and len(ref) == ours["latency_ms"]["reference_rows"]
         theirs = _evidently_drift(ref, cur)
-        assert set(theirs) == set(ours)
+        assert set(theirs) == {c for c, r in ours.items() if r["statistic"] is not None}
         for column, (method, score, share) in theirs.items():
             row = ours[column]
             assert row["method"] == method, column

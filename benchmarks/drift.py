@@ -7,7 +7,8 @@ DataDriftPreset (pandas in memory) on the same rows, in the same run.
 Data: one model, `--rows` reference rows over the 7 days before the current day and `--rows` current rows (with
 a latency shift and a new language), 8 checked columns: latency_ms, input_tokens, output_tokens, confidence,
 status, is_fallback, features.prompt_chars, features.language. Every step runs in a fresh process; wall time and
-that process's peak RSS are reported.
+that process's peak RSS (VmHWM of its own address space: ru_maxrss would also count the parent's pages it was forked
+with) are reported. Tables are generated in a separate process too, so the parent stays small.
 
 Evidently runs at the sizes in --evidently-rows, smallest first, and stops before a size whose time or peak RSS,
 extrapolated linearly from the previous size, would exceed the caps (a watchdog also kills it past twice the RSS
@@ -56,20 +57,22 @@ FROM u
 ORDER BY i
 """
 
+PEAK = "max(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024"
+
 OURS = """
-import json, resource, time, datetime, duckdb
+import json, time, datetime, duckdb
 from aiso_pipeline.drift import compute_drift
 con = duckdb.connect({db!r}, read_only=True)
 t = time.perf_counter()
 metrics, summary = compute_drift(con, datetime.date.fromisoformat({dt!r}), source={source!r})
 seconds = time.perf_counter() - t
-print(json.dumps({{"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({{"seconds": seconds, "peak_rss_mib": {peak},
     "columns": {{m["column_name"]: [m["method"], m["statistic"]] for m in metrics}},
     "rows": [metrics[0]["reference_rows"], metrics[0]["current_rows"]]}}))
 """
 
 EVIDENTLY = """
-import json, resource, time, duckdb, warnings
+import json, time, duckdb, warnings
 warnings.filterwarnings("ignore")
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
@@ -96,7 +99,7 @@ for m in snapshot.dict()["metrics"]:
     if m["config"]["type"].endswith("ValueDrift"):
         columns[m["config"]["column"]] = [m["config"]["method"], float(m["value"])]
 print(json.dumps({{"seconds": run, "load_seconds": load, "columns": columns, "rows": [len(ref), len(cur)],
-                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "peak_rss_mib": {peak}}}))
 """
 
 
@@ -133,21 +136,28 @@ def run_child(code: str, kill_rss_mib: float | None = None) -> dict:
     return result
 
 
-def ensure_table(db: Path, n: int) -> str:
-    import duckdb
+GENERATE = """
+import json, time, duckdb
+con = duckdb.connect({db!r})
+table = {table!r}
+have = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]
+seconds = None
+if not have or con.execute(f"SELECT count(*) FROM {{table}}").fetchone()[0] != 2 * {n}:
+    t = time.perf_counter()
+    con.execute({sql!r}, {{"n": {n}}})
+    con.execute("CHECKPOINT")
+    seconds = time.perf_counter() - t
+con.close()
+print(json.dumps({{"generated_seconds": seconds}}))
+"""
 
+
+def ensure_table(db: Path, n: int) -> str:
+    """Create events_<n> (n reference + n current rows) unless it exists, in a separate process."""
     table = f"events_{n}"
-    con = duckdb.connect(str(db))
-    try:
-        have = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]
-        if not have or con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] != 2 * n:
-            t = time.perf_counter()
-            print(f"  generating {table}: {n:,} reference + {n:,} current rows ...", flush=True)
-            con.execute(ROWS_SQL.format(table=table), {"n": n})
-            con.execute("CHECKPOINT")
-            print(f"  generated in {time.perf_counter() - t:.1f}s", flush=True)
-    finally:
-        con.close()
+    r = run_child(GENERATE.format(db=str(db), table=table, n=n, sql=ROWS_SQL.format(table=table)))
+    if r["generated_seconds"] is not None:
+        print(f"  generated {table}: {n:,} reference + {n:,} current rows in {r['generated_seconds']:.1f}s", flush=True)
     return table
 
 
@@ -183,7 +193,7 @@ def main() -> None:
                 break
         table = ensure_table(db, n)
         print(f"  Evidently DataDriftPreset at {n:,} + {n:,} rows ...", flush=True)
-        r = run_child(EVIDENTLY.format(db=str(db), table=table, dt=DT), kill_rss_mib=2 * args.evidently_max_rss_mib)
+        r = run_child(EVIDENTLY.format(db=str(db), table=table, dt=DT, peak=PEAK), kill_rss_mib=2 * args.evidently_max_rss_mib)
         if r.get("killed"):
             stop_reason = f"Evidently killed at {n:,} rows: RSS passed {mib(r['peak_rss_mib'])}"
             break
@@ -195,7 +205,7 @@ def main() -> None:
     for n in sorted(set(evidently) | {args.rows}):
         table = ensure_table(db, n)
         print(f"  compute_drift at {n:,} + {n:,} rows ...", flush=True)
-        r = run_child(OURS.format(db=str(db), dt=DT, source=f"main.{table}"))
+        r = run_child(OURS.format(db=str(db), dt=DT, source=f"main.{table}", peak=PEAK))
         ours[n] = r
         print(f"    {r['seconds']:.2f}s (process wall {r['wall_s']:.1f}s), peak RSS {mib(r['peak_rss_mib'])}", flush=True)
 

@@ -132,9 +132,11 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _feature_types(con, source: str, params: dict) -> dict[str, dict[str, str | None]]:
-    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model."""
-    sql = _fill(_sql_text("feature_keys.sql"), source=source)
+def _feature_types(con, source: str, params: dict, one_model: bool = False) -> dict[str, dict[str, str | None]]:
+    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model
+    (only params['model'] with one_model)."""
+    sql = _fill(_sql_text("feature_keys.sql"), source=source,
+                model_filter=" " + _frag("model_filter") if one_model else "")
     seen: dict[str, dict[str, set]] = {}
     for model, structure in _execute(con, sql, params).fetchall():
         try:
@@ -426,22 +428,31 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
     def norm_of(ref: Counts) -> float:
         return max(_std(ref), config.wasserstein_norm_floor)
 
-    # Recounts, only for the (model, column) pairs that need them.
-    recount: dict[tuple[str, str], float] = {}
-    for m in models:
-        for c in columns:
-            ref, cur = counts(m, c, "ref"), counts(m, c, "cur")
-            step = grid[m].get(c.alias)
-            if c.declared != NUMERICAL or not ref.values or not cur.values or not step:
-                continue
-            if _n_distinct(ref, cur) <= config.categorical_max_distinct:
-                recount[(m, c.name)] = 0.0  # few values: Evidently's categorical tests need them exact
-            elif ref.values > config.small_reference_rows:
-                norm = norm_of(ref)
-                if _grid_error(ref, cur, norm, step) > config.wasserstein_tolerance:
-                    w = stattests.wasserstein_normed(ref.x, ref.n, cur.x, cur.n, norm)
-                    recount[(m, c.name)] = config.wasserstein_tolerance / (2 + w) * (norm - step / 2)
-    if recount:
+    # Recounts, only for the (model, column) pairs that need them (rare: at most two more passes).
+    for last in (False, True):
+        recount: dict[tuple[str, str], float] = {}
+        for m in models:
+            for c in columns:
+                ref, cur = counts(m, c, "ref"), counts(m, c, "cur")
+                step = grid[m].get(c.alias)
+                if c.declared != NUMERICAL or not ref.values or not cur.values or not step or step == COUNT_ONLY:
+                    continue
+                finer = step * 1e-4
+                if c.integer and finer < 1 or last:
+                    finer = 0.0
+                if _n_distinct(ref, cur) <= config.categorical_max_distinct:
+                    # Few buckets: maybe few values, and Evidently's categorical tests would need them exact. A
+                    # finer grid settles it for continuous data; exact values when that still shows few.
+                    recount[(m, c.name)] = finer
+                elif ref.values > config.small_reference_rows:
+                    norm = norm_of(ref)
+                    if _grid_error(ref, cur, norm, step) > config.wasserstein_tolerance:
+                        w = stattests.wasserstein_normed(ref.x, ref.n, cur.x, cur.n, norm)
+                        # the true std is at least norm - step / 2: size the new step on that
+                        new = config.wasserstein_tolerance / (2 + w) * (norm - step / 2)
+                        recount[(m, c.name)] = new if new > 0 else finer
+        if not recount:
+            break
         _recount(con, src, columns, params, config, recount, hist)
         for (m, name), step in recount.items():
             grid[m][next(c.alias for c in columns if c.name == name)] = step
@@ -505,15 +516,16 @@ def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
                       source: str = "raw.inference_events") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reference, current) samples of one model, at most max_rows each, with the checked columns flattened
     (features.<key> as columns): numeric columns as float64, categorical ones as text. Each frame's
-    attrs['numerical_columns'] / attrs['categorical_columns'] give the declared types; pass them to
-    evidently.DataDefinition so Evidently does not re-infer them (it would call integer columns with <= 10
-    values, or strings with many values, something else)."""
+    attrs['numerical_columns'] / attrs['categorical_columns'] give the declared types of the columns with values
+    on both sides (Evidently raises on a column empty on one side); pass them to evidently.DataDefinition so
+    Evidently does not re-infer them (it would call integer columns with <= 10 values, or strings with many
+    values, something else)."""
     if isinstance(dt, str):
         dt = _dt.date.fromisoformat(dt)
     src = _quote_source(source)
     ref_start, ref_end = config.reference_window(dt)
     params = {"dt": dt, "ref_start": ref_start, "ref_end": ref_end, "model": model, "max_rows": int(max_rows)}
-    features = _feature_types(con, src, params) if config.include_features else {}
+    features = _feature_types(con, src, params, one_model=True) if config.include_features else {}
     columns = _columns(config, {model: features.get(model, {})})
     sql = _fill(_sql_text("sample.sql"), rows=_rows_sql(source=src, columns=columns),
                 hash_args=", ".join(c.alias for c in columns))
@@ -526,7 +538,10 @@ def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
                 df[c.name] = df[c.name].astype("float64")
             else:
                 df[c.name] = df[c.name].astype(object).where(df[c.name].notna(), None)
-        df.attrs["numerical_columns"] = [c.name for c in columns if c.declared == NUMERICAL]
-        df.attrs["categorical_columns"] = [c.name for c in columns if c.declared == CATEGORICAL]
         out.append(df.reset_index(drop=True))
+    # Evidently raises on a column with no values on one side: leave those out of the declared lists.
+    usable = [c for c in columns if all(df[c.name].notna().any() for df in out)]
+    for df in out:
+        df.attrs["numerical_columns"] = [c.name for c in usable if c.declared == NUMERICAL]
+        df.attrs["categorical_columns"] = [c.name for c in usable if c.declared == CATEGORICAL]
     return out[0], out[1]
