@@ -273,6 +273,18 @@ def test_webhook_gives_up_after_bounded_retries_and_never_retries_a_4xx():
     assert len(down.received) == 3 and len(refused.received) == 1
 
 
+def test_alert_text_carries_units_baseline_and_a_link():
+    row = dict(anomaly_id="ab12", dt=date(2025, 6, 10), kind="spike", model="claude", feature="chat",
+               metric="latency_p95_ms", value=1200.0, baseline=900.0, threshold=1100.0, severity="critical",
+               z_score=7.5)
+    alert = alerts.anomaly_alert(row, ui_url="http://127.0.0.1:3000/")
+    assert alert.text == "[critical] latency_p95_ms spike on claude / chat for 2025-06-10: 1,200 ms"
+    assert alert.details == "baseline (trailing median) 900 ms, threshold 1,100 ms, robust z +7.5"
+    assert "http://127.0.0.1:3000/assets/marts/anomalies" in alert.context
+    rate = alerts.anomaly_alert({**row, "metric": "error_rate", "value": 0.05, "baseline": 0.02, "threshold": 0.035})
+    assert rate.title.endswith(": 5.0%") and "baseline (trailing median) 2.0%" in rate.details
+
+
 # ---- anomaly alerts sensor ------------------------------------------------------------------------------------------
 
 def publish_anomalies(data, rows):
@@ -295,7 +307,7 @@ def test_each_anomaly_is_alerted_once(data, resources, hook):
     _, cursor, skip = tick(orch.anomaly_alerts, resources)
     assert "alerted 2 anomalies" in skip
     assert sorted(p["text"] for p in hook.received) == [
-        "[critical] cost_usd spike on gpt-4o / chat for 2025-06-10: 5",
+        "[critical] cost_usd spike on gpt-4o / chat for 2025-06-10: $5",
         "[warning] requests drop on gpt-4o / search for 2025-06-10: 5"]
 
     # a rerun republishes the same anomalies (same ids): no second alert
@@ -338,7 +350,7 @@ def test_old_anomalies_are_not_alerted_and_leave_the_cursor(data, resources, hoo
     publish_anomalies(data, [("2025-05-01", "spike", "m", "f", "cost_usd", "warning"),
                              ("2025-06-10", "spike", "m", "f", "cost_usd", "warning")])
     _, cursor, _ = tick(orch.anomaly_alerts, resources)
-    assert [p["text"][-13:] for p in hook.received] == ["2025-06-10: 5"]
+    assert [p["text"].split(" for ")[1] for p in hook.received] == ["2025-06-10: $5"]
     assert list(json.loads(cursor)["sent"].values()) == [["2025-06-10", 1]]
 
 

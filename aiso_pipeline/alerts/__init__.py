@@ -111,7 +111,11 @@ SHARES = {"error_rate", "fallback_rate", "join_rate", "dataset_drift"}  # shown 
 def _fmt(metric: str, x) -> str:
     if x is None:
         return "n/a"
-    return f"{x:.1%}" if metric in SHARES else f"{x:,.4g}"
+    if metric in SHARES:
+        return f"{x:.1%}"
+    if metric.startswith("cost"):
+        return f"${x:,.4g}"
+    return f"{x:,.4g}" + (" ms" if metric.endswith("_ms") else "")
 
 
 def anomaly_alert(row: dict, ui_url: str | None = None) -> Alert:
