@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+# Debian's chromium; Ubuntu's chromium-browser or Google Chrome (preinstalled on GitHub runners) take the same flags
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
+                                                "google-chrome-stable"))), None)
 LOCATION = "aiso_pipeline.definitions"  # the code location name workspace.yaml gives
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium for the headless-browser UI test: "
-                                                          "apt-get install -y chromium")
+                                                          "sudo apt-get install -y chromium")
 
 
 def free_port() -> int:
