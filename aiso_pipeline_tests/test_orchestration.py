@@ -246,7 +246,7 @@ FAST = alerts.Retry(attempts=3, backoff_seconds=0.01, timeout_seconds=2)
 def test_webhook_payload_is_slack_compatible_and_retried_after_a_500():
     h = Hook(statuses=[500, 200])
     try:
-        alert = alerts.Alert("a1", "critical", "cost_usd spike on gpt-4o / chat for 2025-06-14: 152.3",
+        alert = alerts.Alert("critical", "cost_usd spike on gpt-4o / chat for 2025-06-14: 152.3",
                              "baseline 30.1", "anomaly_id a1")
         attempts = alerts.post_json(h.url, alerts.slack_payload(alert), FAST)
     finally:

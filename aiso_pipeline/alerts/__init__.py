@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Alert:
-    key: str  # what the alert is about, e.g. an anomaly_id or a run id
     severity: str  # info | warning | critical
     title: str  # one line
     details: str = ""  # more lines (Slack mrkdwn)
@@ -91,18 +90,17 @@ def webhook_url() -> str | None:
     return os.environ.get(WEBHOOK_ENV, "").strip() or None
 
 
-def send(alert: Alert, logger: logging.Logger | None = None, url: str | None = None, retry: Retry = Retry(),
-         sleep: Callable[[float], None] = time.sleep) -> None:
-    """Log the alert (always), then POST it to `url` (default $AISO_ALERT_WEBHOOK) if there is one.
+def send(alert: Alert, logger: logging.Logger | None = None, retry: Retry = Retry()) -> None:
+    """Log the alert (always), then POST it to $AISO_ALERT_WEBHOOK if that is set.
 
     Raises DeliveryError when the webhook does not take it: the caller decides whether to try again later.
     """
     logger = logger or log
     line = f"ALERT {alert.text}" + (f" | {alert.details}" if alert.details else "")
     (logger.error if alert.severity == "critical" else logger.warning)(line.replace("\n", " | "))
-    url = url or webhook_url()
+    url = webhook_url()
     if url:
-        post_json(url, slack_payload(alert), retry, sleep)
+        post_json(url, slack_payload(alert), retry)
 
 
 SHARES = {"error_rate", "fallback_rate", "join_rate", "dataset_drift"}  # shown as percentages
@@ -133,7 +131,7 @@ def anomaly_alert(row: dict, ui_url: str | None = None) -> Alert:
     context = f"anomaly_id {row['anomaly_id']} · marts.anomalies"
     if ui_url:
         context += f" · <{ui_url.rstrip('/')}/assets/marts/anomalies|open in Dagster>"
-    return Alert(row["anomaly_id"], row["severity"], title, details, context)
+    return Alert(row["severity"], title, details, context)
 
 
 def error_summary(error) -> str:
@@ -155,7 +153,7 @@ def run_failure_alert(job: str, run_id: str, partition: str | None, message: str
     context = f"run {run_id}"
     if ui_url:
         context += f" · <{ui_url.rstrip('/')}/runs/{run_id}|open in Dagster>"
-    return Alert(f"run:{run_id}", "critical", title, message, context)
+    return Alert("critical", title, message, context)
 
 
 class Ledger:
