@@ -99,9 +99,15 @@ def _progress(line: str) -> None:
 
 def _write_dotenv(data: DataDir) -> None:
     """`dagster dev` reads .env in the repo root: point it at this data directory and its Dagster instance."""
-    if os.path.exists("workspace.yaml") and not os.path.exists(".env"):
-        with open(".env", "w") as fh:
-            fh.write(f"AISO_DATA_DIR={data.root}\nDAGSTER_HOME={data.dagster_home}\n")
+    if not os.path.exists("workspace.yaml"):
+        return
+    if os.path.exists(".env"):  # replace only a .env this command wrote (nothing but its own two keys)
+        with open(".env") as fh:
+            keys = {line.split("=", 1)[0] for line in fh if line.strip()}
+        if not keys <= {"AISO_DATA_DIR", "DAGSTER_HOME"}:
+            return
+    with open(".env", "w") as fh:
+        fh.write(f"AISO_DATA_DIR={data.root}\nDAGSTER_HOME={data.dagster_home}\n")
 
 
 def cmd_ui(args) -> None:
