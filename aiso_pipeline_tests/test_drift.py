@@ -185,7 +185,8 @@ def test_bad_grid_estimate_is_recounted(con, monkeypatch):
 
     exact, _ = compute_drift(con, SHIFTED, DriftConfig(wasserstein_tolerance=1e-9))
     real = engine._scale
-    monkeypatch.setattr(engine, "_scale", lambda *a, **k: {key: (n, sd * 1000) for key, (n, sd) in real(*a, **k).items()})
+    monkeypatch.setattr(engine, "_scale",
+                        lambda *a, **k: {key: (n, sd * 1000) for key, (n, sd) in real(*a, **k).items()})
     calls = []
     real_recount = engine._recount
     monkeypatch.setattr(engine, "_recount", lambda *a, **k: calls.append(a[5]) or real_recount(*a, **k))
@@ -223,7 +224,8 @@ def test_all_null_on_one_side(con):
     # the report sample declares only the columns Evidently can test (it raises on a column empty on one side)
     ref, cur = sample_for_report(con, SHIFTED, "sparse")
     assert "confidence" in cur.columns and "confidence" not in cur.attrs["numerical_columns"]
-    assert "features.beta_flag" not in ref.attrs["categorical_columns"] and "latency_ms" in ref.attrs["numerical_columns"]
+    assert "features.beta_flag" not in ref.attrs["categorical_columns"]
+    assert "latency_ms" in ref.attrs["numerical_columns"]
 
 
 def test_nan_and_infinity_are_dropped(tmp_path):
@@ -234,8 +236,8 @@ def test_nan_and_infinity_are_dropped(tmp_path):
     frames.append(bad)
     c = duckdb.connect(str(tmp_path / "nan.duckdb"))
     _load(c, frames)
-    c.execute("UPDATE raw.inference_events SET latency_ms = 'nan'::DOUBLE WHERE dt = ? AND latency_ms BETWEEN 0 AND 300",
-              [SHIFTED])
+    c.execute("UPDATE raw.inference_events SET latency_ms = 'nan'::DOUBLE "
+              "WHERE dt = ? AND latency_ms BETWEEN 0 AND 300", [SHIFTED])
     n_nan = c.execute("SELECT count(*) FROM raw.inference_events WHERE isnan(latency_ms)").fetchone()[0]
     metrics, _ = compute_drift(c, SHIFTED)
     lat = _by_column(metrics, "m")["latency_ms"]

@@ -4,15 +4,16 @@ Two full scans of the day and its reference window do the heavy lifting, whateve
   1. feature_keys.sql  the keys and JSON types of the `features` objects (skipped when features are not checked);
   2. histogram.sql     per model, side and column, in one GROUPING SETS scan: counts per category, and for numeric
                        columns counts per value rounded to a grid of step wasserstein_tolerance / 4 * std(reference)
-                       (exact values for integer columns whose step would be below 1, and for small models).
+                       (exact values for integer columns whose step would be below 1, and for constant columns).
 The std that sizes the grid is estimated beforehand from a ~1% block sample (scale.sql), which costs next to
-nothing; models.sql lists the day's models. The counts stay in a temp table; Python fetches them per column
+nothing (models the sample misses are read in full: they are small); models.sql lists the day's models.
+The counts stay in a temp table; Python fetches them per column
 (hist_summary.sql, hist_column.sql) and stattests.py turns them into Evidently's statistics. Rare extra passes, for
 the (model, column) pairs concerned only:
   - a numeric column whose grid error bound (computed from the full data) exceeds wasserstein_tolerance is
     recounted on a finer grid;
-  - a gridded numeric column with <= categorical_max_distinct buckets is recounted exactly (Evidently then applies
-    categorical tests, which need the exact values);
+  - a gridded numeric column with <= categorical_max_distinct buckets is recounted on a 10^4 times finer grid,
+    then exactly if it still has that few (Evidently applies categorical tests to it, which need exact values);
   - the small-reference Kolmogorov-Smirnov path fetches at most small_reference_rows + ks_exact_max_rows values of
     a column, or computes D in SQL (ks_statistic.sql) when the current side is larger.
 """
@@ -38,7 +39,6 @@ JSON_NUMBER_TYPES = JSON_INTEGER_TYPES | {"DOUBLE"}
 INTEGER_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens"}  # BIGINT in raw.inference_events
 NO_LIMIT = 2**62
 COUNT_ONLY = 1e300  # a grid step that puts every value in one or two buckets
-JSON_CATEGORICAL_TYPES = {"VARCHAR", "BOOLEAN"}
 FEATURE_PREFIX = "features."
 
 METRIC_COLUMNS = ("dt", "model", "column_name", "column_type", "method", "statistic", "threshold", "drifted",
@@ -274,7 +274,8 @@ def _scale(con, source: str, columns: list[Column], params: dict, models: list[s
         return {}
 
     def run(sample: str, only: list[str]):
-        filt = ("\n          AND model IN (" + ", ".join(f"$scale_m{i}" for i in range(len(only))) + ")") if only else ""
+        names = ", ".join(f"$scale_m{i}" for i in range(len(only)))
+        filt = f"\n          AND model IN ({names})" if only else ""
         sql = _fill(_sql_text("scale.sql"), source=source, sample=sample, model_filter=filt,
                     base="".join(f', "{b}"' for b in dict.fromkeys(c.base for c in numeric if c.base)),
                     features=", " + _frag("feature_values") if any(c.feature_index for c in numeric) else "",
