@@ -60,15 +60,16 @@ ORDER BY i
 """
 
 PEAK = "max(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024"
+CPU = "(lambda r: r.ru_utime + r.ru_stime)(__import__('resource').getrusage(__import__('resource').RUSAGE_SELF))"
 
 OURS = """
 import json, time, datetime, duckdb
 from aiso_pipeline.drift import compute_drift
 con = duckdb.connect({db!r}, read_only=True)
-t = time.perf_counter()
+t, c = time.perf_counter(), {cpu}
 metrics, summary = compute_drift(con, datetime.date.fromisoformat({dt!r}), source={source!r})
-seconds = time.perf_counter() - t
-print(json.dumps({{"seconds": seconds, "peak_rss_mib": {peak},
+seconds, cpu = time.perf_counter() - t, {cpu} - c
+print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mib": {peak},
     "columns": {{m["column_name"]: [m["method"], m["statistic"]] for m in metrics}},
     "rows": [metrics[0]["reference_rows"], metrics[0]["current_rows"]]}}))
 """
@@ -92,15 +93,16 @@ load = time.perf_counter() - t
 numerical = ["latency_ms", "input_tokens", "output_tokens", "confidence", "features.prompt_chars"]
 definition = DataDefinition(numerical_columns=numerical,
                             categorical_columns=["status", "is_fallback", "features.language"])
-t = time.perf_counter()
+t, c = time.perf_counter(), {cpu}
 snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur, data_definition=definition),
                                            Dataset.from_pandas(ref, data_definition=definition))
-run = time.perf_counter() - t
+run, cpu = time.perf_counter() - t, {cpu} - c
 columns = {{}}
 for m in snapshot.dict()["metrics"]:
     if m["config"]["type"].endswith("ValueDrift"):
         columns[m["config"]["column"]] = [m["config"]["method"], float(m["value"])]
-print(json.dumps({{"seconds": run, "load_seconds": load, "columns": columns, "rows": [len(ref), len(cur)],
+print(json.dumps({{"seconds": run, "cpu_seconds": cpu, "load_seconds": load, "columns": columns,
+                   "rows": [len(ref), len(cur)],
                    "peak_rss_mib": {peak}}}))
 """
 
@@ -196,42 +198,44 @@ def main() -> None:
                 break
         table = ensure_table(db, n)
         print(f"  Evidently DataDriftPreset at {n:,} + {n:,} rows ...", flush=True)
-        r = run_child(EVIDENTLY.format(db=str(db), table=table, dt=DT, peak=PEAK),
+        r = run_child(EVIDENTLY.format(db=str(db), table=table, dt=DT, peak=PEAK, cpu=CPU),
                       kill_rss_mib=2 * args.evidently_max_rss_mib)
         if r.get("killed"):
             stop_reason = f"Evidently killed at {n:,} rows: RSS passed {mib(r['peak_rss_mib'])}"
             break
         evidently[n] = r
-        print(f"    run {r['seconds']:.1f}s + pandas load {r['load_seconds']:.1f}s, peak RSS {mib(r['peak_rss_mib'])}",
+        print(f"    run {r['seconds']:.1f}s (CPU {r['cpu_seconds']:.1f}s) + pandas load {r['load_seconds']:.1f}s, "
+              f"peak RSS {mib(r['peak_rss_mib'])}",
               flush=True)
 
     ours: dict[int, dict] = {}
     for n in sorted(set(evidently) | {args.rows}):
         table = ensure_table(db, n)
         print(f"  compute_drift at {n:,} + {n:,} rows ...", flush=True)
-        runs = [run_child(OURS.format(db=str(db), dt=DT, source=f"main.{table}", peak=PEAK))
+        runs = [run_child(OURS.format(db=str(db), dt=DT, source=f"main.{table}", peak=PEAK, cpu=CPU))
                 for _ in range(args.repeat if n in evidently else 1)]
         r = sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2]
         r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs)
         ours[n] = r
         times = ", ".join(f"{x['seconds']:.2f}" for x in runs)
-        print(f"    {r['seconds']:.2f}s (median of {len(runs)}: {times}; process wall {r['wall_s']:.1f}s), "
-              f"peak RSS {mib(r['peak_rss_mib'])}", flush=True)
+        print(f"    {r['seconds']:.2f}s (median of {len(runs)}: {times}; CPU {r['cpu_seconds']:.2f}s; process wall "
+              f"{r['wall_s']:.1f}s), peak RSS {mib(r['peak_rss_mib'])}", flush=True)
 
     print()
-    print(f"{'rows per side':>14} | {'compute_drift':>14} {'peak RSS':>11} | {'Evidently run':>13} {'+load':>7} "
-          f"{'peak RSS':>11} | {'speed-up':>8} {'incl. load':>10} | max |diff|")
+    print(f"{'rows per side':>14} | {'compute_drift':>14} {'CPU':>7} {'peak RSS':>11} | {'Evidently run':>13} "
+          f"{'CPU':>7} {'+load':>7} {'peak RSS':>11} | {'speed-up':>8} {'incl. load':>10} {'CPU':>6} | max |diff|")
     for n in sorted(ours):
         o = ours[n]
-        line = f"{n:>14,} | {o['seconds']:>13.2f}s {mib(o['peak_rss_mib']):>11} |"
+        line = f"{n:>14,} | {o['seconds']:>13.2f}s {o['cpu_seconds']:>6.1f}s {mib(o['peak_rss_mib']):>11} |"
         if n in evidently:
             e = evidently[n]
             diffs = [abs(o["columns"][c][1] - e["columns"][c][1]) for c in e["columns"] if c in o["columns"]]
-            line += (f" {e['seconds']:>12.1f}s {e['load_seconds']:>6.1f}s {mib(e['peak_rss_mib']):>11} |"
-                     f" {e['seconds'] / o['seconds']:>7.1f}x {(e['seconds'] + e['load_seconds']) / o['seconds']:>9.1f}x"
-                     f" | {max(diffs):.2e}")
+            line += (f" {e['seconds']:>12.1f}s {e['cpu_seconds']:>6.1f}s {e['load_seconds']:>6.1f}s "
+                     f"{mib(e['peak_rss_mib']):>11} | {e['seconds'] / o['seconds']:>7.1f}x "
+                     f"{(e['seconds'] + e['load_seconds']) / o['seconds']:>9.1f}x "
+                     f"{e['cpu_seconds'] / o['cpu_seconds']:>5.1f}x | {max(diffs):.2e}")
         else:
-            line += f" {'(not run)':>13} {'':>7} {'':>11} | {'':>8} {'':>10} |"
+            line += f" {'(not run)':>13} {'':>7} {'':>7} {'':>11} | {'':>8} {'':>10} {'':>6} |"
         print(line)
     if stop_reason:
         print(stop_reason)
@@ -240,7 +244,8 @@ def main() -> None:
         e, o = evidently[n], ours[n]
         print(f"Largest size Evidently ran at: {n:,} rows per side: compute_drift {e['seconds'] / o['seconds']:.1f}x "
               f"faster than Report.run ({(e['seconds'] + e['load_seconds']) / o['seconds']:.1f}x with its pandas "
-              f"load).")
+              f"load; {e['cpu_seconds'] / o['cpu_seconds']:.1f}x less CPU time: the wall-time ratio depends on how "
+              f"many of the 2 cores other processes leave to compute_drift's threads).")
         if n < args.rows:
             big = ours[args.rows]
             scale = args.rows / n

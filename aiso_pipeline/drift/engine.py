@@ -132,11 +132,9 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _feature_types(con, source: str, params: dict, one_model: bool = False) -> dict[str, dict[str, str | None]]:
-    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model
-    (only params['model'] with one_model)."""
-    sql = _fill(_sql_text("feature_keys.sql"), source=source,
-                model_filter=" " + _frag("model_filter") if one_model else "")
+def _feature_types(con, source: str, params: dict, ref_models: str) -> dict[str, dict[str, str | None]]:
+    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model."""
+    sql = _fill(_sql_text("feature_keys.sql"), source=source, ref_models=ref_models)
     seen: dict[str, dict[str, set]] = {}
     for model, structure in _execute(con, sql, params).fetchall():
         try:
@@ -192,12 +190,15 @@ def _subset(columns: list[Column]) -> list[Column]:
     return out
 
 
-def _rows_sql(source: str, columns: list[Column]) -> str:
+def _rows_sql(source: str, columns: list[Column], ref_models: str = "$model") -> str:
+    """rows.sql for these columns; ref_models lists the parameters holding the models compared ($rm0, ... for
+    compute_drift, $model for one model)."""
     bases = list(dict.fromkeys(c.base for c in columns if c.base))
     has_features = any(c.feature_index for c in columns)
     return _fill(
         _sql_text("rows.sql"),
         source=source,
+        ref_models=ref_models,
         base="".join(f', "{b}"' for b in bases),
         features=", " + _frag("feature_values") if has_features else "",
         columns="".join(", " + c.expression() for c in columns),
@@ -238,7 +239,7 @@ def _histograms(con, source: str, columns: list[Column], params: dict, config: D
                         [[m] + [steps.get(c.alias) for c in numeric] for m, steps in grid.items()])
         sql = _fill(
             _sql_text("histogram.sql"),
-            rows=_rows_sql(source, columns),
+            rows=_rows_sql(source, columns, params["ref_models"]),
             bins="".join(", " + _frag("numeric_bin" if c.declared == NUMERICAL else "categorical_bin", c=c.alias)
                          for c in columns),
             outputs="".join(", " + _frag("bin_output", c=c.alias) for c in columns),
@@ -273,22 +274,21 @@ def _scale(con, source: str, columns: list[Column], params: dict, models: list[s
     if not numeric:
         return {}
 
-    def run(sample: str, only: list[str]):
-        names = ", ".join(f"$scale_m{i}" for i in range(len(only)))
-        filt = f"\n          AND model IN ({names})" if only else ""
-        sql = _fill(_sql_text("scale.sql"), source=source, sample=sample, model_filter=filt,
+    def run(sample: str, only: list[str] | None):
+        model_params = params["ref_models"] if only is None else ", ".join(f"$scale_m{i}" for i in range(len(only)))
+        sql = _fill(_sql_text("scale.sql"), source=source, sample=sample, models=model_params,
                     base="".join(f', "{b}"' for b in dict.fromkeys(c.base for c in numeric if c.base)),
                     features=", " + _frag("feature_values") if any(c.feature_index for c in numeric) else "",
                     columns="".join(", " + c.expression() for c in numeric),
                     aggregates="".join(", " + _frag("numeric_moments", c=c.alias) for c in numeric))
-        p = {**params, "feature_paths": _feature_paths(numeric), **{f"scale_m{i}": m for i, m in enumerate(only)}}
+        p = {**params, "feature_paths": _feature_paths(numeric), **{f"scale_m{i}": m for i, m in enumerate(only or [])}}
         res = {}
         for row in _execute(con, sql, p).fetchall():
             for i, c in enumerate(numeric):
                 res[(row[0], c.name)] = (int(row[1 + 2 * i] or 0), float(row[2 + 2 * i] or 0.0))
         return res
 
-    out = run(_frag("block_sample"), [])
+    out = run(_frag("block_sample"), None)
     missing = [m for m in models if any(out.get((m, c.name), (0, 0))[0] < min_values for c in numeric)]
     if missing:
         out.update(run("", missing))
@@ -355,7 +355,7 @@ def _categorical_test(d: dict, config: DriftConfig, ref: dict, cur: dict, n_ref:
 
 def _ks(con, source, column: Column, model: str, params: dict, config: DriftConfig, n_ref: int, n_cur: int):
     (col,) = _subset([column])
-    rows = _rows_sql(source, [col])
+    rows = _rows_sql(source, [col], "$model")
     p = {**params, "model": model, "feature_paths": _feature_paths([col]), "n_ref": n_ref, "n_cur": n_cur}
     if n_cur <= config.ks_exact_max_rows:
         df = _execute(con, _fill(_sql_text("column_values.sql"), rows=rows), p).fetchnumpy()
@@ -395,12 +395,15 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
     ref_start, ref_end = config.reference_window(dt)
     params = {"dt": dt, "ref_start": ref_start, "ref_end": ref_end}
 
-    features = _feature_types(con, src, params) if config.include_features else {}
-    columns = _columns(config, features)
-    if not columns:
-        return [], []
     models = sorted(m for (m,) in _execute(con, _fill(_sql_text("models.sql"), source=src), params).fetchall())
     if not models:
+        return [], []
+    # the models compared, as bound parameters $rm0, $rm1, ... (only their reference rows are read)
+    params = {**params, "ref_models": ", ".join(f"$rm{i}" for i in range(len(models))),
+              **{f"rm{i}": m for i, m in enumerate(models)}}
+    features = _feature_types(con, src, params, params["ref_models"]) if config.include_features else {}
+    columns = _columns(config, features)
+    if not columns:
         return [], []
 
     # Grid steps from the sampled std: tolerance / 4 of it, exact values where the sample says nothing, and for
@@ -526,7 +529,7 @@ def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
     src = _quote_source(source)
     ref_start, ref_end = config.reference_window(dt)
     params = {"dt": dt, "ref_start": ref_start, "ref_end": ref_end, "model": model, "max_rows": int(max_rows)}
-    features = _feature_types(con, src, params, one_model=True) if config.include_features else {}
+    features = _feature_types(con, src, params, "$model") if config.include_features else {}
     columns = _columns(config, {model: features.get(model, {})})
     sql = _fill(_sql_text("sample.sql"), rows=_rows_sql(source=src, columns=columns),
                 hash_args=", ".join(c.alias for c in columns))

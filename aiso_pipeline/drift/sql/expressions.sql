@@ -24,9 +24,6 @@ drift_feature_values[{index}]
 -- TABLESAMPLE SYSTEM ... REPEATABLE: SQL standard, DuckDB (Spark: TABLESAMPLE (1 PERCENT)). Applied before WHERE.
 TABLESAMPLE SYSTEM (1 PERCENT) REPEATABLE (42)
 
--- name: model_filter
- AND model = $model
-
 -- name: numeric_moments
 COUNT({c}) AS n_{c}, STDDEV_POP({c}) AS sd_{c}
 
