@@ -1,10 +1,14 @@
 """Run the Dagster `nightly` job for days, on a Dagster instance that lives under the data directory."""
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import sys
 import time
+from contextlib import contextmanager
 from datetime import date, timedelta
+from typing import Iterator
 
 import dagster as dg
 
@@ -51,13 +55,31 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed (see the run's logs in the Dagster UI)"
 
 
+@contextmanager
+def run_lock(data: DataDir) -> Iterator[None]:
+    """One `aiso run` at a time per data directory: a second one waits here (DuckDB's own lock would fail it)."""
+    data.work_db.parent.mkdir(parents=True, exist_ok=True)
+    with open(data.work_db.parent / "run.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"aiso: waiting for another aiso run on {data.root} to finish ...", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield  # released when the file closes, also when the process dies
+
+
 def run_days(data: DataDir, days: list[str], log_level: str = "CRITICAL", progress=None) -> None:
     """The nightly run for each day, then publish warehouse.duckdb for analysts.
 
     A single day runs the `nightly` job. A range runs `ingest` for every day, then `marts` for every day, so each
     day's outcomes see the next day's product events. Either way, earlier days whose outcome window was still
-    open when last joined are refreshed too, as the nightly schedule does.
+    open when last joined are refreshed too, as the nightly schedule does. One at a time per data directory.
     """
+    with run_lock(data):
+        _run_days(data, days, log_level, progress)
+
+
+def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
     from aiso_pipeline.definitions import defs
     from aiso_pipeline.defs.resources import DAILY
     from aiso_pipeline.outcomes import open_days

@@ -472,11 +472,7 @@ def subprocess_env(data) -> dict:
     return env
 
 
-PENDING_LOCK_WAIT = "needs the writer wait in warehouse.connect/publish and the run lock in runner.run_days " \
-                    "(issue 7 hand-off): remove this mark when they land"
 
-
-@pytest.mark.xfail(strict=True, reason=PENDING_LOCK_WAIT)
 def test_a_writer_waits_for_another_instead_of_failing(data):
     with warehouse.connect(data):
         pass  # the working database exists
@@ -503,7 +499,6 @@ def test_a_writer_waits_for_another_instead_of_failing(data):
     assert while_held(lambda: warehouse.publish(data)) > 0.5
 
 
-@pytest.mark.xfail(strict=False, reason=PENDING_LOCK_WAIT + " (racy without them: fails only sometimes)")
 def test_two_overlapping_runs_never_hit_the_duckdb_lock(data, monkeypatch):
     from aiso_pipeline import runner
     monkeypatch.setenv("DAGSTER_HOME", str(data.dagster_home))  # dagster_instance sets it; restore it afterwards

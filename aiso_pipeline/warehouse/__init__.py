@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -23,17 +24,32 @@ def sql(name: str) -> str:
     return (PACKAGE_ROOT / name).read_text()
 
 
+LOCK_WAIT_SECONDS = 1800.0  # how long a writer waits for another process to close the working database
+
+
+def _open_writer(path: Path, config: dict) -> duckdb.DuckDBPyConnection:
+    """Open the working database read-write. DuckDB allows one writer process; while another one (a step of
+    another run, a publish) has it open, wait and retry, up to $AISO_LOCK_WAIT_SECONDS (default 1800 s)."""
+    wait = float(os.environ.get("AISO_LOCK_WAIT_SECONDS", LOCK_WAIT_SECONDS))
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), config=config)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower() or time.monotonic() >= deadline:
+                raise AisoError(f"cannot open {path}: {str(e).splitlines()[0]} (another process kept it open for "
+                                f"{wait:.0f} s; is an aiso run stuck?)") from e
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
 @contextmanager
 def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the pipeline's working database, with the contract tables created."""
     data.work_db.parent.mkdir(parents=True, exist_ok=True)
     config = {"memory_limit": memory_limit} if memory_limit else {}
-    try:
-        con = duckdb.connect(str(data.work_db), config=config)
-    except duckdb.IOException as e:
-        raise AisoError(
-            f"cannot open {data.work_db}: {str(e).splitlines()[0]} (another aiso run is writing; wait for it to finish)"
-        ) from e
+    con = _open_writer(data.work_db, config)
     try:
         con.execute("SET TimeZone = 'UTC'")  # timestamps display and truncate to days in UTC
         con.execute(sql("warehouse/sql/schema.sql"))
@@ -50,11 +66,13 @@ def publish(data: DataDir) -> Path:
     """
     if not data.work_db.exists():
         raise AisoError(f"nothing to publish: {data.work_db} does not exist (run `aiso run --date YYYY-MM-DD` first)")
-    con = duckdb.connect(str(data.work_db))
-    con.execute("CHECKPOINT")  # fold the WAL into the file so the copy is complete on its own
-    con.close()
     tmp = data.warehouse.with_name(f".{data.warehouse.name}.{os.getpid()}.tmp")
-    shutil.copyfile(data.work_db, tmp)
+    con = _open_writer(data.work_db, {})
+    try:
+        con.execute("CHECKPOINT")  # fold the WAL into the file so the copy is complete on its own
+        shutil.copyfile(data.work_db, tmp)  # while this connection holds the writer lock: nobody writes mid-copy
+    finally:
+        con.close()
     os.replace(tmp, data.warehouse)
     return data.warehouse
 
