@@ -11,7 +11,7 @@ that process's peak RSS (VmHWM of its own address space: ru_maxrss would also co
 with) are reported. Tables are generated in a separate process too, so the parent stays small.
 
 Evidently runs at the sizes in --evidently-rows, smallest first, and stops before a size whose time or peak RSS,
-extrapolated linearly from the previous size, would exceed the caps (a watchdog also kills it past twice the RSS
+extrapolated from the sizes already run (a line through the last two), would exceed the caps (a watchdog also kills it past twice the RSS
 cap). compute_drift runs at each size Evidently ran at (--repeat times, median reported: one run takes seconds and
 is easily disturbed on a shared machine; Evidently runs once) and once at --rows. The speed-up is reported at the
 largest size both ran at, against Evidently's Report.run alone (its pandas load from DuckDB excluded) and with the
@@ -165,6 +165,16 @@ def ensure_table(db: Path, n: int) -> str:
     return table
 
 
+def extrapolate(results: dict[int, dict], n: int, value) -> float:
+    """value at n rows: the line through the two largest sizes measured (fixed cost + per-row cost), or
+    proportional scaling from a single size."""
+    sizes = sorted(results)[-2:]
+    if len(sizes) == 1:
+        return value(results[sizes[0]]) * n / sizes[0]
+    (n1, n2), (v1, v2) = sizes, (value(results[sizes[0]]), value(results[sizes[1]]))
+    return v2 + (v2 - v1) / (n2 - n1) * (n - n2)
+
+
 def mib(x):
     return f"{x:,.0f} MiB"
 
@@ -187,13 +197,11 @@ def main() -> None:
     stop_reason = None
     for n in ev_sizes:
         if evidently:
-            last_n = max(evidently)
-            last = evidently[last_n]
-            scale = n / last_n
-            pred_s, pred_rss = (last["seconds"] + last["load_seconds"]) * scale, last["peak_rss_mib"] * scale
+            pred_s = extrapolate(evidently, n, lambda r: r["seconds"] + r["load_seconds"])
+            pred_rss = extrapolate(evidently, n, lambda r: r["peak_rss_mib"])
             if pred_rss > args.evidently_max_rss_mib or pred_s > args.evidently_max_seconds:
                 stop_reason = (f"Evidently not run at {n:,} rows: extrapolated {pred_s:.0f}s / {mib(pred_rss)} from "
-                               f"{last_n:,} rows exceeds the caps ({args.evidently_max_seconds:.0f}s / "
+                               f"the sizes it ran at exceeds the caps ({args.evidently_max_seconds:.0f}s / "
                                f"{mib(args.evidently_max_rss_mib)})")
                 break
         table = ensure_table(db, n)
@@ -248,11 +256,10 @@ def main() -> None:
               f"many of the 2 cores other processes leave to compute_drift's threads).")
         if n < args.rows:
             big = ours[args.rows]
-            scale = args.rows / n
-            est = e["seconds"] * scale
+            est = extrapolate(evidently, args.rows, lambda r: r["seconds"])
+            est_rss = extrapolate(evidently, args.rows, lambda r: r["peak_rss_mib"])
             print(f"At {args.rows:,} rows: compute_drift {big['seconds']:.2f}s, peak RSS {mib(big['peak_rss_mib'])}; "
-                  f"Evidently extrapolated linearly from {n:,} rows: ~{est:.0f}s run, "
-                  f"~{mib(e['peak_rss_mib'] * scale)} "
+                  f"Evidently extrapolated from the sizes it ran at: ~{est:.0f}s run, ~{mib(est_rss)} "
                   f"(ratio ~{est / big['seconds']:.0f}x, an estimate, not a measurement).")
         print("Per-column statistic (ours vs Evidently) at that size:")
         for c, (method, value) in e["columns"].items():
