@@ -40,6 +40,7 @@ INTEGER_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens"}  # BI
 NO_LIMIT = 2**62
 COUNT_ONLY = 1e300  # a grid step that puts every value in one or two buckets
 FEATURE_PREFIX = "features."
+SIDE = {False: "ref", True: "cur"}  # is_current in the SQL
 
 METRIC_COLUMNS = ("dt", "model", "column_name", "column_type", "method", "statistic", "threshold", "drifted",
                   "reference_start", "reference_end", "reference_rows", "current_rows", "p_value", "test_statistic",
@@ -249,7 +250,7 @@ def _histograms(con, source: str, columns: list[Column], params: dict, config: D
         summary = _execute(con, _fill(_sql_text("hist_summary.sql"), summaries="".join(
             ", " + _frag("column_summary", c=c.alias) for c in columns)), {}).fetchall()
         for row in summary:
-            model, side, rest = row[0], row[1], row[2:]
+            model, side, rest = row[0], SIDE[bool(row[1])], row[2:]
             for i, c in enumerate(columns):
                 rows, values, buckets = rest[3 * i: 3 * i + 3]
                 out[(model, c.name, side)] = Counts(int(rows or 0), int(values or 0), int(buckets or 0))
@@ -257,8 +258,8 @@ def _histograms(con, source: str, columns: list[Column], params: dict, config: D
             limit = config.max_categories if c.declared == CATEGORICAL else NO_LIMIT
             res = _execute(con, _fill(_sql_text("hist_column.sql"), c=c.alias), {"max_groups": limit}).df()
             dtype = np.float64 if c.declared == NUMERICAL else object
-            for (model, side), g in res.groupby(["model", "drift_side"], sort=False):
-                counts = out[(model, c.name, side)]
+            for (model, current), g in res.groupby(["model", "is_current"], sort=False):
+                counts = out[(model, c.name, SIDE[bool(current)])]
                 counts.x, counts.n = g["v"].to_numpy(dtype=dtype), g["n"].to_numpy(dtype=np.int64)
     finally:
         con.execute("DROP TABLE IF EXISTS temp.drift_hist")
@@ -359,8 +360,8 @@ def _ks(con, source, column: Column, model: str, params: dict, config: DriftConf
     p = {**params, "model": model, "feature_paths": _feature_paths([col]), "n_ref": n_ref, "n_cur": n_cur}
     if n_cur <= config.ks_exact_max_rows:
         df = _execute(con, _fill(_sql_text("column_values.sql"), rows=rows), p).fetchnumpy()
-        side, v = np.asarray(df["drift_side"]), np.asarray(df["v"], dtype=np.float64)
-        return stattests.ks_from_values(v[side == "ref"], v[side == "cur"])
+        current, v = np.asarray(df["is_current"], dtype=bool), np.asarray(df["v"], dtype=np.float64)
+        return stattests.ks_from_values(v[~current], v[current])
     (d,) = _execute(con, _fill(_sql_text("ks_statistic.sql"), rows=rows), p).fetchone()
     return float(d), stattests.ks_asymptotic_p(float(d), n_ref, n_cur)
 
@@ -534,8 +535,8 @@ def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
     sql = _fill(_sql_text("sample.sql"), rows=_rows_sql(source=src, columns=columns),
                 hash_args=", ".join(c.alias for c in columns))
     out = []
-    for side in ("ref", "cur"):
-        df = _execute(con, sql, {**params, "side": side, "feature_paths": _feature_paths(columns)}).df()
+    for current in (False, True):
+        df = _execute(con, sql, {**params, "is_current": current, "feature_paths": _feature_paths(columns)}).df()
         df = df[[c.alias for c in columns]].rename(columns={c.alias: c.name for c in columns})
         for c in columns:
             if c.declared == NUMERICAL:

@@ -3,6 +3,6 @@
 WITH drift_rows AS (
 {rows}
 )
-SELECT drift_side, c0 AS v
+SELECT is_current, c0 AS v
 FROM drift_rows
 WHERE model = $model AND c0 IS NOT NULL

@@ -45,4 +45,4 @@ SUM(CASE WHEN g_{c} = 0 AND {c} IS NOT NULL THEN 1 ELSE 0 END) AS k_{c}
 {c}, GROUPING({c}) AS g_{c}
 
 -- name: bin_set
-(model, drift_side, {c})
+(model, is_current, {c})

@@ -1,6 +1,6 @@
 -- One column's counts from drift_hist, for the models where it has at most $max_groups distinct values or buckets
 -- (more categories than that are not fetched; the column is reported as skipped). Portable SQL.
-SELECT h.model, h.drift_side, h.{c} AS v, h.n
+SELECT h.model, h.is_current, h.{c} AS v, h.n
 FROM drift_hist AS h
 JOIN (
     SELECT model

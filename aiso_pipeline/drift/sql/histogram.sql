@@ -8,10 +8,10 @@ WITH drift_rows AS (
 {rows}
 ),
 binned AS (
-    SELECT r.model, r.drift_side{bins}
+    SELECT r.model, r.is_current{bins}
     FROM drift_rows AS r
     JOIN drift_grid AS g ON g.model = r.model
 )
-SELECT model, drift_side{outputs}, COUNT(*) AS n
+SELECT model, is_current{outputs}, COUNT(*) AS n
 FROM binned
 GROUP BY GROUPING SETS ({sets})

@@ -6,8 +6,8 @@ WITH drift_rows AS (
 ),
 counts AS (
     SELECT c0 AS v,
-           SUM(CASE WHEN drift_side = 'ref' THEN 1 ELSE 0 END) AS n_ref,
-           SUM(CASE WHEN drift_side = 'cur' THEN 1 ELSE 0 END) AS n_cur
+           SUM(CASE WHEN is_current THEN 0 ELSE 1 END) AS n_ref,
+           SUM(CASE WHEN is_current THEN 1 ELSE 0 END) AS n_cur
     FROM drift_rows
     WHERE model = $model AND c0 IS NOT NULL
     GROUP BY c0

@@ -1,16 +1,16 @@
--- The rows one drift comparison reads: the current day (drift_side = 'cur') and the reference window
--- (drift_side = 'ref') of the models compared (the day's models, bound as $rm0, $rm1, ... or $model, listed by
--- ref_models); one output column per checked column, aliased c0, c1, ...
+-- The rows one drift comparison reads: the current day (is_current TRUE) and the reference window (is_current
+-- FALSE: a boolean groups faster than a text label) of the models compared (the day's models, bound as $rm0, $rm1,
+-- ... or $model, listed by ref_models); one output column per checked column, aliased c0, c1, ...
 -- Placeholders filled by engine.py (braced names below): source is a validated table name, base a list of
 -- whitelisted column identifiers, features and columns are built only from the fragments in expressions.sql.
 -- Values ($dt, $ref_start, $ref_end, $feature_paths, the models) are bound parameters. Portable SQL.
-SELECT model, drift_side{columns}
+SELECT model, is_current{columns}
 FROM (
-    SELECT model, 'cur' AS drift_side{base}{features}
+    SELECT model, TRUE AS is_current{base}{features}
     FROM {source}
     WHERE dt = $dt
     UNION ALL
-    SELECT model, 'ref' AS drift_side{base}{features}
+    SELECT model, FALSE AS is_current{base}{features}
     FROM {source}
     WHERE dt BETWEEN $ref_start AND $ref_end
       AND model IN ({ref_models})

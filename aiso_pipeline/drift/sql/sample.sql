@@ -5,6 +5,6 @@ WITH drift_rows AS (
 )
 SELECT *
 FROM drift_rows
-WHERE model = $model AND drift_side = $side
+WHERE model = $model AND is_current = $is_current
 ORDER BY hash({hash_args})
 LIMIT $max_rows
