@@ -31,13 +31,15 @@ def write_drift(con: duckdb.DuckDBPyConnection, dt: str, metrics: list[dict], su
 
 
 def html_report(con: duckdb.DuckDBPyConnection, dt: str, model: str, config: DriftConfig, folder: Path,
-                max_rows: int) -> Path:
+                max_rows: int) -> Path | None:
     """Evidently's DataDriftPreset on a bounded sample of (reference, current): a picture for humans. The
     numbers of record are the full-data ones in marts.drift_metrics."""
     from evidently import DataDefinition, Dataset, Report  # ~4 s to import: only when a report is built
     from evidently.presets import DataDriftPreset
 
     reference, current = sample_for_report(con, _dt.date.fromisoformat(dt), model, config, max_rows=max_rows)
+    if not reference.attrs["numerical_columns"] and not reference.attrs["categorical_columns"]:
+        return None  # no column has values on both sides: nothing for Evidently to compare
     definition = DataDefinition(numerical_columns=reference.attrs["numerical_columns"],
                                 categorical_columns=reference.attrs["categorical_columns"])
     snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(current, data_definition=definition),
