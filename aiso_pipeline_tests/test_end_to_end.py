@@ -76,3 +76,16 @@ def test_range_run_joins_next_day_outcomes(world):
     _, _, con = world
     assert one(con, f"SELECT bool_and(window_closed) FROM marts.joined_outcomes WHERE dt = '{START}'")
     assert not one(con, f"SELECT bool_or(window_closed) FROM marts.joined_outcomes WHERE dt = '{END}'")
+
+
+def test_drift_marts_and_html_reports(world):
+    data, _, con = world
+    models = {m for (m,) in con.execute(f"SELECT DISTINCT model FROM raw.inference_events WHERE dt = '{END}'").fetchall()}
+    rows = con.execute(f"SELECT model, columns_checked, reference_rows, report_path FROM marts.drift_summary "
+                       f"WHERE dt = '{END}'").fetchall()
+    assert {r[0] for r in rows} == models
+    assert one(con, f"SELECT count(*) FROM marts.drift_metrics WHERE dt = '{END}' AND column_name = 'features.language'") > 0
+    with_reference = [r for r in rows if r[2]]
+    assert with_reference and all(r[1] > 0 for r in with_reference)
+    for r in with_reference:
+        assert r[3] and r[3].startswith(str(data.reports / "drift")) and "<!doctype html" in open(r[3]).read(200).lower()
