@@ -52,6 +52,7 @@ def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.D
     con = _open_writer(data.work_db, config)
     try:
         con.execute("SET TimeZone = 'UTC'")  # timestamps display and truncate to days in UTC
+        con.execute("SET enable_progress_bar = false")  # no terminal bars in run logs
         con.execute(sql("warehouse/sql/schema.sql"))
         yield con
     finally:
