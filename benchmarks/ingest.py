@@ -64,7 +64,7 @@ def write_day(root: Path, rows: int, fmt: str) -> None:
         con.execute(f"COPY ({ROWS_SQL}) TO '{target}' ({options})", [lo, hi])
 
 
-def pipeline_code(root: Path) -> str:
+def pipeline_code(root: Path, memory_limit: str | None) -> str:
     return child_code(f"""
 import time
 from aiso_pipeline import warehouse
@@ -72,7 +72,7 @@ from aiso_pipeline.config import data_dir
 from aiso_pipeline.ingest import ingest_partition
 d = data_dir({str(root)!r})
 t = time.perf_counter()
-with warehouse.connect(d) as con:
+with warehouse.connect(d, memory_limit={memory_limit!r}) as con:
     s = ingest_partition(con, d, 'inference', {DT!r})
 RESULT = {{'seconds': time.perf_counter() - t, 'rows_loaded': s.rows_loaded}}
 """)
@@ -94,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--formats", nargs="+", default=["jsonl", "parquet"])
+    parser.add_argument("--memory-limit", help="DuckDB memory_limit for the pipeline side, e.g. 3GB")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).parent / ".work")
     args = parser.parse_args()
     print(f"{'rows':>11} {'format':>8} {'pipeline s':>10} {'rows/s':>10} {'RSS MiB':>8} | "
@@ -103,7 +104,7 @@ def main() -> None:
             root = args.workdir / f"ingest-{fmt}-{rows}"
             write_day(root, rows, fmt)
             bare = measure(bare_code(root, fmt))
-            ours = measure(pipeline_code(root))
+            ours = measure(pipeline_code(root, args.memory_limit))
             assert ours["rows_loaded"] == bare["rows_loaded"] == rows, (ours, bare)
             print(f"{rows:>11,} {fmt:>8} {ours['seconds']:>10.2f} {rows / ours['seconds']:>10,.0f} "
                   f"{ours['peak_rss_mib']:>8.0f} | {bare['seconds']:>7.2f} {rows / bare['seconds']:>10,.0f} "
