@@ -130,13 +130,8 @@ def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thr
         warehouse.run(con, f"{SQL}/drift.sql", **params)
     else:
         missing.append(DRIFT_SOURCE)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with warehouse.transaction(con):
         warehouse.run(con, f"{SQL}/write.sql", **params)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     by_metric = dict(con.execute(
         "SELECT metric, count(*) FROM _anomaly_found GROUP BY metric ORDER BY metric").fetchall())
     critical = con.execute("SELECT count(*) FROM _anomaly_found WHERE severity = 'critical'").fetchone()[0]

@@ -18,13 +18,9 @@ def write_drift(con: duckdb.DuckDBPyConnection, dt: str, metrics: list[dict], su
     s = pd.DataFrame(summary, columns=[*SUMMARY_COLUMNS, "report_path"])
     con.register("_drift_metrics", m)
     con.register("_drift_summary", s)
-    con.execute("BEGIN TRANSACTION")
     try:
-        warehouse.run(con, "drift/sql/store.sql", dt=dt)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with warehouse.transaction(con):
+            warehouse.run(con, "drift/sql/store.sql", dt=dt)
     finally:
         con.unregister("_drift_metrics")
         con.unregister("_drift_summary")

@@ -371,13 +371,8 @@ def write(con: duckdb.DuckDBPyConnection, as_of: dt.date, readouts: list[Experim
     con.register("_xp_rows", rows)
     con.register("_xp_checks", checks)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with warehouse.transaction(con):
             warehouse.run(con, SQL + "write.sql", dt=as_of, asset=ASSET)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.unregister("_xp_rows")
         con.unregister("_xp_checks")

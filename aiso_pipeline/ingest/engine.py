@@ -62,14 +62,9 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     warehouse.run(con, f"ingest/sql/{stream}_parse.sql")
     con.execute("DROP TABLE _lines")  # the raw text is no longer needed; free it before classifying
     warehouse.run(con, f"ingest/sql/{stream}_classify.sql", dt=dt)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with warehouse.transaction(con):
         warehouse.run(con, f"ingest/sql/{stream}_write.sql", dt=dt)
         warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     summary = _summarize(con, stream, dt, len(files), len(file_errors))
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")

@@ -35,14 +35,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, *steps: tuple[str, dict]) -> None:
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with warehouse.transaction(con):
         for name, params in steps:
             warehouse.run(con, SQL + name, **params)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,

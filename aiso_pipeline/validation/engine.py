@@ -221,13 +221,9 @@ def write_results(con: duckdb.DuckDBPyConnection, stream: str, dt: str, outcomes
     con.executemany("INSERT INTO _check_results VALUES (?, ?, ?, ?, ?, ?)", [
         (o.check_name, o.passed, o.severity, o.observed_value, o.threshold,
          json.dumps(_jsonable({**o.details, "examples": o.examples}))) for o in outcomes])
-    con.execute("BEGIN TRANSACTION")
     try:
-        warehouse.run(con, "validation/sql/write_results.sql", dt=dt, asset=asset_name(stream))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with warehouse.transaction(con):
+            warehouse.run(con, "validation/sql/write_results.sql", dt=dt, asset=asset_name(stream))
     finally:
         con.execute("DROP TABLE IF EXISTS _check_results")
 

@@ -59,6 +59,18 @@ def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.D
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All of the block's writes or none: how every partition is replaced (delete, then insert)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def publish(data: DataDir) -> Path:
     """Copy the working database to warehouse.duckdb atomically (write a copy, then rename).
 
