@@ -644,3 +644,13 @@ def test_analyze_missing_arms_and_metrics():
     # control absent from the data altogether
     rows = analyze("x", {"m": {"a": SampleMean(100, 50, 50)}}, "control", primary="m")
     assert len(rows) == 1 and math.isnan(rows[0]["p_value"]) and rows[0]["srm_flag"]
+
+
+def test_corrections_match_statsmodels_on_random_p_values():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        p = rng.uniform(0, 1, rng.integers(1, 12)) ** rng.uniform(0.5, 4)
+        for ours, theirs in (("holm", "holm"), ("bh", "fdr_bh")):
+            np.testing.assert_allclose(adjust_p_values(p, ours), multipletests(p, method=theirs)[1], atol=1e-12)
