@@ -87,7 +87,7 @@ def cmd_demo(args) -> None:
     _write_dotenv(data)
     print(f"""done. Outputs:
   warehouse (open read-only): {data.warehouse}
-      duckdb {data.warehouse} -readonly -c "SELECT * FROM quality.ingest_log LIMIT 5"
+      python -c "import duckdb; print(duckdb.connect('{data.warehouse}', read_only=True).sql('FROM marts.cost_daily LIMIT 5'))"
   reports: {data.reports}
 {_summary(data)}
 Open the Dagster UI (runs, assets, checks):  aiso ui   (or: dagster dev, in the repo root)""")
