@@ -24,15 +24,21 @@ GX's own, so expectations compile to SQL that runs in DuckDB: no row of a partit
 
 `gx_session(con)` gives an ephemeral GX context with that datasource and closes the engine's cursors on exit.
 Import this module only where GX is needed: importing great_expectations takes seconds.
+
+At interpreter exit the module takes duckdb_engine's TRY_CAST compiler off SQLAlchemy's `TryCast` class
+(`_release_duckdb_engine_at_exit`). Without that, a process that ran the validation checks printed about 40
+`nanobind: leaked ...` lines after everything else it wrote. See that function for why.
 """
 from __future__ import annotations
 
+import atexit
 from contextlib import contextmanager
 from typing import Iterator, Literal, Type
 
 import duckdb
 import duckdb_engine
 import great_expectations as gx
+import sqlalchemy
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.datasource.fluent.sql_datasource import SQLDatasource
 from great_expectations.execution_engine import SqlAlchemyExecutionEngine
@@ -87,3 +93,40 @@ def gx_session(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[gx.data_context
             engine._connection.close()
         if datasource._engine is not None:
             datasource._engine.dispose()
+
+
+def _release_duckdb_engine_at_exit() -> None:
+    """Remove the one reference from SQLAlchemy's classes into duckdb_engine, so DuckDB's types are freed at exit.
+
+    The leak report lists no connection, cursor or GX object. Those are all freed. What stays is the
+    `_duckdb.DuckDBPyConnection` *type*, its methods, the enums used as their defaults, and the `DuckDBPyType`
+    constants. nanobind checks for leftover objects after Python has finished shutting down, and prints whatever
+    it finds. Two library behaviours combine to keep these objects reachable:
+
+    * When duckdb_engine is imported it runs `@compiles(TryCast, "duckdb")` (duckdb_engine/__init__.py). This
+      stores `visit_try_cast` in `sqlalchemy.sql.elements.TryCast._compiler_dispatcher.specs`. The function's
+      `__globals__` is duckdb_engine's module namespace. In that namespace, `ConnectionWrapper` and
+      `CursorWrapper` are annotated `__c: duckdb.DuckDBPyConnection`, and so are `apply_config` and the two
+      `__init__` methods. When Python shuts down it wipes module namespaces, but only those of modules that are
+      still alive at that point. The duckdb_engine module object is freed before that step, so its namespace is
+      never wiped.
+    * SQLAlchemy's classes, `TryCast` among them, are never freed at shutdown in a process that also imports
+      `sqlalchemy.orm` and `jsonschema`. great_expectations imports both. jsonschema's `referencing` registries
+      store their resources in rpds-py maps. The garbage collector does not track those maps, so it cannot
+      collect the reference cycles that go through them, and objects reachable from those cycles survive
+      shutdown, including `typing` internals and, through them, SQLAlchemy's classes. This is reproducible
+      without any pipeline code: `python -c "import duckdb_engine, sqlalchemy.orm, jsonschema"` prints the same
+      39 lines, and leaving out any one of the three imports prints none.
+
+    Neither behaviour can be changed from here, so this removes the one link at exit, and only if the entry is
+    still duckdb_engine's own. Nothing is compiled after this point. If something were, SQLAlchemy's default
+    compiler also emits `TRY_CAST(x AS t)`.
+    """
+    try_cast = getattr(sqlalchemy, "TryCast", None)
+    specs = getattr(vars(try_cast).get("_compiler_dispatcher") if try_cast is not None else None, "specs", None)
+    ours = getattr(duckdb_engine, "visit_try_cast", None)
+    if specs is not None and ours is not None and specs.get("duckdb") is ours:
+        del specs["duckdb"]
+
+
+atexit.register(_release_duckdb_engine_at_exit)
