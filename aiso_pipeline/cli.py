@@ -177,14 +177,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def entrypoint() -> None:
-    """Console-script entry: exit without interpreter teardown, where DuckDB's bindings print spurious
-    'nanobind: leaked ...' lines for connections Great Expectations' SQLAlchemy pool held (all closed)."""
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    entrypoint()
+    sys.exit(main())
