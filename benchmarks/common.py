@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -21,8 +20,10 @@ def measure(code: str) -> dict:
     return out
 
 
-PEAK_RSS = ("import resource, json; "
-            "print(json.dumps({'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **RESULT}))")
+# VmHWM of the child's own address space: ru_maxrss would also count the parent's pages it had before exec.
+PEAK_RSS = ("import json; "
+            "peak = max(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024; "
+            "print(json.dumps({'peak_rss_mib': peak, **RESULT}))")
 
 
 def child_code(body: str) -> str:
@@ -30,9 +31,3 @@ def child_code(body: str) -> str:
     return f"RESULT = {{}}\n{body}\n{PEAK_RSS}"
 
 
-def self_peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, default=str)
