@@ -59,13 +59,17 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
             (f.source_file, f.format, f.bytes, f.mtime, file_errors.get(f.source_file),
              preview(f) if f.source_file in file_errors else None) for f in files])
 
+    warehouse.run(con, "ingest/sql/objects.sql")
     warehouse.run(con, f"ingest/sql/{stream}_parse.sql")
+    con.execute("DROP VIEW _objects")
     con.execute("DROP TABLE _lines")  # the raw text is no longer needed; free it before classifying
+    warehouse.run(con, "ingest/sql/rank.sql")
     warehouse.run(con, f"ingest/sql/{stream}_classify.sql", dt=dt)
     with warehouse.transaction(con):
         warehouse.run(con, f"ingest/sql/{stream}_write.sql", dt=dt)
         warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream)
     summary = _summarize(con, stream, dt, len(files), len(file_errors))
+    con.execute("DROP VIEW IF EXISTS _ranked")
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return summary

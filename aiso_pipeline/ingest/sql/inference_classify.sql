@@ -16,13 +16,6 @@ FROM matches
 WHERE tie_rank = 1;  -- two patterns with the same valid_from: the row listed first wins
 
 CREATE OR REPLACE TEMP TABLE _classified AS
-WITH ranked AS (
-    SELECT p.*,
-           CASE WHEN p.reason IS NULL
-                THEN row_number() OVER (PARTITION BY p.dedup_key, p.reason IS NULL ORDER BY p.source_file, p.line_number)
-           END AS key_rank
-    FROM _parsed AS p
-)
 SELECT r.*,
        CASE WHEN r.reason IS NOT NULL THEN 'quarantined'
             WHEN r.key_rank > 1 THEN 'duplicate'
@@ -35,7 +28,7 @@ SELECT r.*,
        CASE WHEN r.reported_cost IS NOT NULL THEN 'reported'
             WHEN pi.model IS NOT NULL THEN 'price_table' END AS cost_source,
        r.reported_cost IS NULL AND pi.model IS NULL AS unpriced
-FROM ranked AS r
+FROM _ranked AS r  -- ingest/sql/rank.sql
 LEFT JOIN _price_intervals AS pi
        ON r.model = pi.model AND r."timestamp" >= pi.valid_from
       AND (pi.valid_to IS NULL OR r."timestamp" < pi.valid_to);

@@ -26,19 +26,11 @@ CREATE OR REPLACE TEMP MACRO inference_keys() AS '{
 }';
 
 CREATE OR REPLACE TEMP TABLE _parsed AS
-WITH lines AS (
-    SELECT source_file, line_number, payload,
-           coalesce(json_valid(payload), false) AS valid_json
-    FROM _lines
-    WHERE trim(payload) <> ''
-), objects AS (
-    SELECT *, CASE WHEN valid_json THEN json_type(payload) = 'OBJECT' ELSE false END AS is_object
-    FROM lines
-), raw_values AS (
+WITH raw_values AS (
     SELECT source_file, line_number, payload, valid_json, is_object,
            CASE WHEN is_object THEN json_transform(payload, inference_keys()) END AS s,
            CASE WHEN is_object THEN list_filter(json_keys(payload), lambda k: NOT list_contains(json_keys(inference_keys()), k)) END AS unknown_keys
-    FROM objects
+    FROM _objects  -- ingest/sql/objects.sql
 ), picked AS (
     SELECT source_file, line_number, payload, valid_json, is_object, unknown_keys,
            nullif(trim(coalesce(s.request_id, s."gen_ai.response.id")), '') AS request_id,
@@ -69,10 +61,7 @@ WITH lines AS (
     FROM raw_values
 ), typed AS (
     SELECT *,
-           CASE WHEN regexp_full_match(ts_raw, '-?[0-9]{1,15}(\.[0-9]+)?')  -- epoch milliseconds
-                    THEN try(to_timestamp(ts_raw::DOUBLE / 1000))
-                WHEN regexp_matches(ts_raw, '([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$')  -- ISO-8601 with an offset
-                    THEN try_cast(ts_raw AS TIMESTAMPTZ) END AS ts,
+           parse_timestamp(ts_raw) AS ts,
            CASE WHEN regexp_full_match(input_tokens_raw, '[0-9]{1,15}(\.0+)?') THEN input_tokens_raw::DOUBLE::BIGINT
                 WHEN input_tokens_raw IS NULL THEN 0 END AS input_tokens,
            CASE WHEN regexp_full_match(output_tokens_raw, '[0-9]{1,15}(\.0+)?') THEN output_tokens_raw::DOUBLE::BIGINT

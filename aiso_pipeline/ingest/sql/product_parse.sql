@@ -12,18 +12,11 @@ CREATE OR REPLACE TEMP MACRO product_keys() AS '{
 }';
 
 CREATE OR REPLACE TEMP TABLE _parsed AS
-WITH lines AS (
-    SELECT source_file, line_number, payload, coalesce(json_valid(payload), false) AS valid_json
-    FROM _lines
-    WHERE trim(payload) <> ''
-), objects AS (
-    SELECT *, CASE WHEN valid_json THEN json_type(payload) = 'OBJECT' ELSE false END AS is_object
-    FROM lines
-), raw_values AS (
+WITH raw_values AS (
     SELECT source_file, line_number, payload, valid_json, is_object,
            CASE WHEN is_object THEN json_transform(payload, product_keys()) END AS s,
            CASE WHEN is_object THEN list_filter(json_keys(payload), lambda k: NOT list_contains(json_keys(product_keys()), k)) END AS unknown_keys
-    FROM objects
+    FROM _objects  -- ingest/sql/objects.sql
 ), picked AS (
     SELECT source_file, line_number, payload, valid_json, is_object, unknown_keys,
            nullif(trim(coalesce(s.message_id, s.messageId)), '') AS message_id,
@@ -41,10 +34,7 @@ WITH lines AS (
     FROM raw_values
 ), typed AS (
     SELECT *,
-           CASE WHEN regexp_full_match(ts_raw, '-?[0-9]{1,15}(\.[0-9]+)?')  -- epoch milliseconds
-                    THEN try(to_timestamp(ts_raw::DOUBLE / 1000))
-                WHEN regexp_matches(ts_raw, '([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$')  -- ISO-8601 with an offset
-                    THEN try_cast(ts_raw AS TIMESTAMPTZ) END AS ts,
+           parse_timestamp(ts_raw) AS ts,
            nullif(coalesce(top_request_id, top_request_id_camel, properties ->> '$.request_id',
                            properties ->> '$.requestId'), '') AS request_id,
            properties -> '$.revenue' AS revenue_json
