@@ -48,7 +48,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
         if problem:
             file_errors[f.source_file] = problem
     non_empty = {name for (name,) in con.execute(
-        "SELECT DISTINCT source_file FROM _lines WHERE trim(payload) <> ''").fetchall()}
+        "SELECT DISTINCT source_file FROM _lines WHERE regexp_matches(payload, '\\S')").fetchall()}
     for f in files:
         if f.source_file not in file_errors and f.source_file not in non_empty:
             file_errors[f.source_file] = "empty_file"

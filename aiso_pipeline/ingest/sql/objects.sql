@@ -10,7 +10,7 @@ CREATE OR REPLACE TEMP VIEW _objects AS
 WITH lines AS (
     SELECT source_file, line_number, payload, coalesce(json_valid(payload), false) AS valid_json
     FROM _lines
-    WHERE trim(payload) <> ''
+    WHERE regexp_matches(payload, '\S')  -- not blank; trim() would copy every line
 )
-SELECT *, CASE WHEN valid_json THEN json_type(payload) = 'OBJECT' ELSE false END AS is_object
+SELECT *, valid_json AND regexp_matches(payload, '^\s*\{') AS is_object  -- valid JSON opening with { is an object
 FROM lines;
