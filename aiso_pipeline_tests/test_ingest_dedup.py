@@ -79,3 +79,20 @@ def test_failed_write_leaves_previous_partition_intact(data, monkeypatch):
         pass
     monkeypatch.setattr(warehouse, "run", real_run)
     assert snapshot(data) == before
+
+
+def test_dedup_across_days_survives_a_refill_of_the_key_hashes(data):
+    """Dedup reads a stored hash of each key: a database written before that column existed (or by a DuckDB whose
+    hash() differs) has it refilled on connect, so earlier partitions still count."""
+    land(data, "inference", "2025-06-01", "a.jsonl", [inference("r1"), inference("r2")])
+    land(data, "product", "2025-06-01", "a.jsonl", [product("m1")])
+    ingest(data, "inference", "2025-06-01")
+    ingest(data, "product", "2025-06-01")
+    query(data, "UPDATE raw.inference_events SET key_hash = NULL")  # as an older version left it
+    query(data, "UPDATE raw.product_events SET key_hash = 42")  # as a DuckDB with another hash() left it
+    query(data, "UPDATE meta.key_hash SET probe = 42")
+    land(data, "inference", "2025-06-02", "a.jsonl", [inference("r2", timestamp="2025-06-02T00:10:00Z"),
+                                                      inference("r3", timestamp="2025-06-02T00:10:00Z")])
+    land(data, "product", "2025-06-02", "a.jsonl", [product("m1"), product("m2")])
+    assert (ingest(data, "inference", "2025-06-02").rows_duplicate, ingest(data, "product", "2025-06-02").rows_duplicate) == (1, 1)
+    assert query(data, "SELECT count(*) FROM raw.inference_events WHERE key_hash IS DISTINCT FROM hash(request_id)") == [(0,)]

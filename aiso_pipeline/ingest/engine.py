@@ -15,7 +15,7 @@ from aiso_pipeline.config import DataDir
 from aiso_pipeline.ingest.landing import partition_files, preview, whole_file_problem
 from aiso_pipeline.ingest.prices import load_prices
 
-TEMP_TABLES = ("_lines", "_files", "_parsed", "_classified", "_price_intervals", "_prices")
+TEMP_TABLES = ("_lines", "_files", "_parsed", "_batch_keys", "_seen", "_classified", "_price_intervals", "_prices")
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,14 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     con.execute("DROP VIEW _objects")
     con.execute("DROP TABLE _lines")  # the raw text is no longer needed; free it before classifying
     warehouse.run(con, "ingest/sql/rank.sql")
+    warehouse.run(con, "ingest/sql/seen.sql", dt=dt)
     warehouse.run(con, f"ingest/sql/{stream}_classify.sql", dt=dt)
     with warehouse.transaction(con):
         warehouse.run(con, f"ingest/sql/{stream}_write.sql", dt=dt)
         warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream)
     summary = _summarize(con, stream, dt, len(files), len(file_errors))
     con.execute("DROP VIEW IF EXISTS _ranked")
+    con.execute("DROP VIEW IF EXISTS _history")
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return summary

@@ -54,6 +54,9 @@ def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.D
         con.execute("SET TimeZone = 'UTC'")  # timestamps display and truncate to days in UTC
         con.execute("SET enable_progress_bar = false")  # no terminal bars in run logs
         con.execute(sql("warehouse/sql/schema.sql"))
+        if not run(con, "warehouse/sql/key_hashes.sql").fetchone()[0]:
+            with transaction(con):
+                run(con, "warehouse/sql/key_hashes_refill.sql")
         yield con
     finally:
         con.close()

@@ -19,7 +19,7 @@ CREATE OR REPLACE TEMP TABLE _classified AS
 SELECT r.*,
        CASE WHEN r.reason IS NOT NULL THEN 'quarantined'
             WHEN r.key_rank > 1 THEN 'duplicate'
-            WHEN r.dedup_key IN (SELECT request_id FROM raw.inference_events WHERE dt <> $dt) THEN 'duplicate'
+            WHEN r.dedup_key IN (SELECT dedup_key FROM _seen) THEN 'duplicate'  -- ingest/sql/seen.sql
             ELSE 'loaded' END AS outcome,
        coalesce(r.reported_cost,
                 ((r.input_tokens - r.cached_input_tokens) * pi.input_per_mtok

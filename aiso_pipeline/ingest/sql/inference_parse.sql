@@ -115,3 +115,6 @@ SELECT source_file, line_number, request_id AS dedup_key,
            map_entries(json_transform(payload, '"MAP(VARCHAR, JSON)"')),
            lambda e: list_contains(unknown_keys, e.key)))) END AS attributes
 FROM typed;
+
+-- The same key in the partitions already loaded, for dedup (ingest/sql/seen.sql).
+CREATE OR REPLACE TEMP VIEW _history AS SELECT request_id AS dedup_key, key_hash, dt FROM raw.inference_events;

@@ -62,3 +62,6 @@ SELECT source_file, line_number, message_id AS dedup_key,
            map_entries(json_transform(payload, '"MAP(VARCHAR, JSON)"')),
            lambda e: list_contains(unknown_keys, e.key)))) END AS attributes
 FROM typed;
+
+-- The same key in the partitions already loaded, for dedup (ingest/sql/seen.sql).
+CREATE OR REPLACE TEMP VIEW _history AS SELECT message_id AS dedup_key, key_hash, dt FROM raw.product_events;

@@ -2,7 +2,7 @@
 DELETE FROM raw.product_events WHERE dt = $dt;
 
 INSERT INTO raw.product_events BY NAME
-SELECT message_id, event, "timestamp", user_id, anonymous_id, session_id, request_id, properties, revenue,
+SELECT message_id, hash(message_id) AS key_hash, event, "timestamp", user_id, anonymous_id, session_id, request_id, properties, revenue,
        attributes, $dt::DATE AS dt, source_file, line_number, current_timestamp AS loaded_at
 FROM _classified
 WHERE outcome = 'loaded';
