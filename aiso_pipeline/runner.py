@@ -72,8 +72,8 @@ def run_days(data: DataDir, days: list[str], log_level: str = "CRITICAL", progre
     """The nightly run for each day, then publish warehouse.duckdb for analysts.
 
     A single day runs the `nightly` job. A range runs `ingest` for every day, then `marts` for every day, so each
-    day's outcomes see the next day's product events. Either way, earlier days whose outcome window was still
-    open when last joined are refreshed too, as the nightly schedule does. One at a time per data directory.
+    day's outcomes see the next day's product events. Earlier days whose outcome window was still open when last
+    joined get `refresh_outcomes` after the ingest and before the marts. One at a time per data directory.
     """
     with run_lock(data):
         _run_days(data, days, log_level, progress)
@@ -103,13 +103,15 @@ def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
         if progress:
             progress(f"  {day} {job_name}: ok ({time.perf_counter() - started:.1f} s, run {result.run_id[:8]})")
 
-    if len(days) == 1:
+    # Every day's files first, then the earlier days whose outcome window was open (only their outcomes and
+    # rollups: what late product events change), then the days' marts, so experiments and anomalies see them.
+    if len(days) == 1 and not refresh:
         execute("nightly", days[0])
     else:
         for day in days:
             execute("ingest", day)
+        for day in refresh:
+            execute("refresh_outcomes", day)
         for day in days:
             execute("marts", day)
-    for day in refresh:
-        execute("marts", day)
     warehouse.publish(data)

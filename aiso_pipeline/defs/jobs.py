@@ -16,3 +16,10 @@ marts_job = dg.define_asset_job(
     "marts", selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingest"),
     description="Outcomes, rollups, drift, experiments and anomalies for one day (the second half of `nightly`).",
 )
+
+# A day whose outcome window was still open when last joined: only what late product events change.
+refresh_job = dg.define_asset_job(
+    "refresh_outcomes", selection=dg.AssetSelection.groups("outcomes"),
+    description="Recompute joined outcomes, coverage and cost rollups of a day whose attribution window was still "
+                "open, after later days' product events were loaded.",
+)

@@ -17,7 +17,7 @@ class WarehouseResource(dg.ConfigurableResource):
     """The data directory and the pipeline's DuckDB database. Resolved when a run starts, not at import."""
 
     data_dir: Optional[str] = None  # default: $AISO_DATA_DIR, else ./data
-    memory_limit: Optional[str] = None  # DuckDB memory_limit, e.g. "4GB"; default: DuckDB's (80% of RAM)
+    memory_limit: Optional[str] = None  # DuckDB memory_limit, e.g. "8GB"; default: $AISO_MEMORY_LIMIT or 3GB
 
     def data(self) -> DataDir:
         return data_dir(self.data_dir)
