@@ -509,7 +509,8 @@ def test_report_pages_and_trajectory(data):
     load_rows(data, simulate("pages/with slash", 800, seed=24))
     for day in ("2025-06-05", "2025-06-06", "2025-06-07"):
         s = run(data, as_of=day)
-    page = data.reports / "experiments" / "pages_with_slash.md"
+    page = data.reports / "experiments" / f"{reg.safe_name('pages/with slash')}.md"  # pages_with_slash-<hash>.md
+    assert page.name.startswith("pages_with_slash-")
     assert page in s.report_paths and (data.reports / "experiments" / "_index.md").exists()
     text = page.read_text()
     assert "As of 2025-06-07" in text and "Primary metric by as-of day" in text

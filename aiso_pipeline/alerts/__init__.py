@@ -35,15 +35,23 @@ class Alert:
         return f"[{self.severity}] {self.title}"
 
 
+def _slack_escape(text: str) -> str:
+    """Title and details carry model and feature names from landing files: Slack reads `<!channel>`,
+    `<https://x|label>` and `<@U123>` in them as a mention or a link, so `&`, `<`, `>` are escaped as Slack asks.
+    (The context line is ours, with its <url|label> links, and stays as it is.)"""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_payload(alert: Alert) -> dict:
     """Slack incoming-webhook JSON: `text` is the fallback (and what non-Slack receivers read), blocks the layout."""
-    body = f"{ICON.get(alert.severity, '')} *{alert.text}*"
+    title = " ".join(_slack_escape(alert.text).splitlines())  # one line: a newline in a model name ends the bold
+    body = f"{ICON.get(alert.severity, '')} *{title}*"
     if alert.details:
-        body += "\n" + alert.details
+        body += "\n" + _slack_escape(alert.details)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}}]
     if alert.context:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": alert.context[:2000]}]})
-    return {"text": alert.text, "blocks": blocks}
+    return {"text": title, "blocks": blocks}
 
 
 class DeliveryError(Exception):

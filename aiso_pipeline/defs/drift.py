@@ -4,7 +4,7 @@ from typing import Optional
 
 import dagster as dg
 
-from aiso_pipeline.defs.metadata import markdown_table, table_metadata
+from aiso_pipeline.defs.metadata import RawMarkdown, markdown_table, table_metadata
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
 from aiso_pipeline.drift import DriftConfig, compute_drift
 from aiso_pipeline.drift.store import html_report, write_drift
@@ -64,7 +64,7 @@ def drift(context: dg.AssetExecutionContext, config: DriftAssetConfig, warehouse
     table = markdown_table(
         ["model", "checked", "drifted", "share", "dataset drift", "report"],
         [(r["model"], r["columns_checked"], r["columns_drifted"], r["share_drifted"], r["dataset_drift"],
-          f"[html](file://{r['report_path']})" if r.get("report_path") else "") for r in summary])
+          RawMarkdown(f"[html](file://{r['report_path']})") if r.get("report_path") else "") for r in summary])
     drifted_columns = markdown_table(
         ["model", "column", "method", "statistic", "threshold"],
         [(r["model"], r["column_name"], r["method"], r["statistic"], r["threshold"]) for r in metrics if r["drifted"]])

@@ -4,14 +4,24 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
+from aiso_pipeline.text import md_text
+
+
+class RawMarkdown(str):
+    """A cell markdown_table passes through as is (a link we built), neither escaped nor shortened."""
+
 
 def markdown_table(columns: list[str], rows: list[tuple]) -> str:
     def cell(v) -> str:
+        if isinstance(v, RawMarkdown):
+            return v
         text = "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-        text = text.replace("|", "\\|").replace("\n", " ")
-        return text[:60] + "…" if len(text) > 60 else text
+        # cells hold data (models, ids, failing values): shortened first, then escaped, so a `|`, a CR or
+        # `<script>` can neither break the table nor reach the UI as markup (replacing `|` and LF alone missed
+        # CR, HTML, and `\|` in the data, which became `\\|`: an escaped backslash and a real cell border)
+        return md_text(text[:60] + "…" if len(text) > 60 else text)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(md_text(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 

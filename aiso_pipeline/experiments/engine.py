@@ -47,6 +47,7 @@ from aiso_pipeline import warehouse
 from aiso_pipeline.experiments.registry import (CUPED_DAYS, LOWER_IS_BETTER, METRICS, PER_USER_METRICS,
                                                 ExperimentConfig, control_of, default_config)
 from aiso_pipeline.stats import experiments as stats
+from aiso_pipeline.text import md_text
 
 SQL = "experiments/sql/"
 ASSET = "marts.experiment_readouts"
@@ -292,11 +293,12 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
     mixed = int(ex.get("mixed_variant_users") or 0)
     notes = []
     if control not in by_variant:
-        notes.append(f"the control `{control}` has no exposed users")
+        notes.append(f"the control {md_text(control)} has no exposed users")  # notes are markdown; names are data
     if cfg.weights:
         stray = sorted(set(by_variant) - set(cfg.weights))
         if stray:
-            notes.append(f"variant(s) {', '.join(stray)} not in the registry weights: left out of the SRM test")
+            notes.append(f"variant(s) {', '.join(map(md_text, stray))} not in the registry weights: left out of "
+                         "the SRM test")
     open_rows = sum(int(s["open_rows"] or 0) for s in sums)
     post_rows = sum(int(s["post_rows"] or 0) for s in sums)
     unpriced = sum(int(s["unpriced_rows"] or 0) for s in sums)

@@ -30,7 +30,6 @@ ship / stop decision.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,6 +37,7 @@ from typing import Any, Mapping
 import yaml
 
 from aiso_pipeline.errors import AisoError
+from aiso_pipeline.text import safe_slug
 
 # metric -> (kind, direction that is good). "mean": one value per user; "ratio": a ratio of per-user sums.
 METRICS: dict[str, tuple[str, str]] = {
@@ -293,5 +293,7 @@ def control_of(cfg: ExperimentConfig, variants: list[str]) -> str:
 
 
 def safe_name(experiment_id: str) -> str:
-    """A file name for an experiment's report page."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", experiment_id).strip("._") or "experiment"
+    """A file name (without .md) for an experiment's report page: the id when it is a plain, short file name,
+    else a stable slug with a hash of the id (ids come from landing files: '../x', 'a/b' vs 'a b', 10k
+    characters; see aiso_pipeline.text.safe_slug)."""
+    return safe_slug(experiment_id)

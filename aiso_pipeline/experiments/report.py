@@ -3,6 +3,10 @@ metric, cost per converted user, and a page per experiment under <data dir>/repo
 
 No plotting dependency: the forest plot is text in a code block, so it renders the same in the Dagster UI, in
 a terminal and in any markdown viewer.
+
+Experiment ids, variants and features come from landing files, so every one goes through md_text (tables,
+headings, prose) or plain_label (the code block): a `|`, a newline or `<script>` in an id must neither break a
+table nor reach the page as markup.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Iterable
 import duckdb
 
 from aiso_pipeline.experiments.registry import safe_name
+from aiso_pipeline.text import md_text, plain_label
 
 PLOT_WIDTH = 41  # characters of the lift axis (odd, so 0 can sit in the middle)
 RATES = ("conversion_rate", "success_rate", "error_rate")
@@ -72,7 +77,7 @@ def forest_plot(rows: list[dict], width: int = PLOT_WIDTH) -> str:
     def col(x: float) -> int:
         return max(0, min(width - 1, round(mid + x / half * mid)))
 
-    label_w = max(len(f"{r['metric']} · {r['variant']}") for r in rows)
+    label_w = max(len(f"{r['metric']} · {plain_label(r['variant'])}") for r in rows)
     lines = []
     for r in rows:
         cells = [" "] * width
@@ -91,7 +96,7 @@ def forest_plot(rows: list[dict], width: int = PLOT_WIDTH) -> str:
             cells[col(est)] = "◆" if r["significant"] else "●"
         tag = "guardrail" if r["is_guardrail"] else r.get("metric_role", "")
         flag = ("HARM" if r["is_guardrail"] else "sig") if r["significant"] else ""
-        label = f"{r['metric']} · {r['variant']}"
+        label = f"{r['metric']} · {plain_label(r['variant'])}"
         lines.append(f"{label:<{label_w}}  {''.join(cells)}  {pct(est):>7} {_ci(r):<19} {tag:<9} {flag}".rstrip())
     axis = [" "] * width
     for x, text in ((-half, f"{-half:+.0%}"), (0.0, "0"), (half, f"{half:+.0%}")):
@@ -133,23 +138,23 @@ def mde_advice(e, project: bool = True) -> str:
 def decision_reason(e) -> str:
     rows = e.rows
     if e.decision == "invalid":
-        obs = ", ".join(f"{v} {e.units[v]:,}" for v in e.variants)
+        obs = ", ".join(f"{md_text(v)} {e.units[v]:,}" for v in e.variants)
         w = e.config.weights or {v: 1.0 for v in e.units}
         tw = sum(w.values()) or 1.0
-        exp = ", ".join(f"{v} {w.get(v, 0) / tw:.0%}" for v in e.variants)
+        exp = ", ".join(f"{md_text(v)} {w.get(v, 0) / tw:.0%}" for v in e.variants)
         return (f"sample ratio mismatch (p = {p_fmt(e.srm_p_value)} < 0.001): users {obs} vs expected {exp}. "
                 "The assignment or the logging is broken; no lift here can be trusted. Fix it and restart.")
     if e.decision == "stop":
         harmed = [r for r in rows if r["is_guardrail"] and r["significant"]]
         worse = [r for r in rows if r["metric_role"] == "primary" and r["significant"]]
-        parts = [f"guardrail `{r['metric']}` harmed in {r['variant']} ({pct(r['rel_lift'])}, one-sided p "
+        parts = [f"guardrail `{r['metric']}` harmed in {md_text(r['variant'])} ({pct(r['rel_lift'])}, one-sided p "
                  f"{p_fmt(r['p_value'])})" for r in harmed]
-        parts += [f"primary `{r['metric']}` significantly worse in {r['variant']} ({pct(r['rel_lift'])}, "
+        parts += [f"primary `{r['metric']}` significantly worse in {md_text(r['variant'])} ({pct(r['rel_lift'])}, "
                   f"adjusted p {p_fmt(r['p_value_adjusted'])})" for r in worse if r not in harmed]
         return "; ".join(parts) or "a guardrail is harmed"
     if e.decision == "ship":
         better = [r for r in _primary_rows(e) if r["significant"]]
-        return ("primary " + "; ".join(f"`{r['metric']}` {pct(r['rel_lift'])} {_ci(r)} in {r['variant']} "
+        return ("primary " + "; ".join(f"`{r['metric']}` {pct(r['rel_lift'])} {_ci(r)} in {md_text(r['variant'])} "
                                        f"(adjusted p {p_fmt(r['p_value_adjusted'])})" for r in better)
                 + "; no guardrail harmed.")
     return "the primary metric shows no significant difference yet and no guardrail is harmed. " + mde_advice(e)
@@ -161,7 +166,7 @@ def results_table(e) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in e.rows:
         lines.append("| " + " | ".join([
-            r["metric"], r["metric_role"], r["variant"], value(r["metric"], r["control_mean"]),
+            r["metric"], r["metric_role"], md_text(r["variant"]), value(r["metric"], r["control_mean"]),
             value(r["metric"], r["mean"]), pct(r["rel_lift"]), _ci(r), p_fmt(r["p_value"]),
             p_fmt(r["p_value_adjusted"]), "yes" if r["significant"] else "", pct(r["mde"], signed=False),
             f"{r['cuped_theta']:.3g}" if r["cuped_theta"] else ""]) + " |")
@@ -175,17 +180,17 @@ def cost_table(e) -> str:
     for v in e.variants:
         s = e.sums.get(v)
         if s is None:
-            lines.append(f"| {v} | 0 | | | | | |")
+            lines.append(f"| {md_text(v)} | 0 | | | | | |")
             continue
         n, conv, cost = int(s["n"]), float(s["converted_users"] or 0), float(s["cost_usd"] or 0)
-        lines.append(f"| {v}{' (control)' if v == e.control else ''} | {n:,} | {conv:,.0f} | "
+        lines.append(f"| {md_text(v)}{' (control)' if v == e.control else ''} | {n:,} | {conv:,.0f} | "
                      f"{pct(conv / n if n else None, signed=False, digits=2)} | ${cost:,.2f} | "
                      f"{value('cost_per_user', cost / n if n else None)} | {value('cost_per_user', cpc[v])} |")
     text = "\n".join(lines)
     base = cpc.get(e.control)
     for v in e.variants:
         if v != e.control and _ok(cpc.get(v)) and _ok(base) and base:
-            text += (f"\n\nCost per converted user: {v} {value('cost_per_user', cpc[v])} vs control "
+            text += (f"\n\nCost per converted user: {md_text(v)} {value('cost_per_user', cpc[v])} vs control "
                      f"{value('cost_per_user', base)} ({pct(cpc[v] / base - 1)}).")
     return text
 
@@ -196,8 +201,8 @@ def _trajectory_table(rows: list[tuple]) -> str:
     lines = ["| as of | variant | users (trt / ctl) | rel. lift | CI | p adj. | MDE | decision |",
              "|---|---|---|---|---|---|---|---|"]
     for d, v, units, cunits, lift, lo, hi, padj, mde, decision in rows[-28:]:
-        lines.append(f"| {d} | {v} | {units or 0:,} / {cunits or 0:,} | {pct(lift)} | [{pct(lo)}, {pct(hi)}] | "
-                     f"{p_fmt(padj)} | {pct(mde, signed=False)} | {decision} |")
+        lines.append(f"| {d} | {md_text(v)} | {units or 0:,} / {cunits or 0:,} | {pct(lift)} | "
+                     f"[{pct(lo)}, {pct(hi)}] | {p_fmt(padj)} | {pct(mde, signed=False)} | {decision} |")
     return "\n".join(lines)
 
 
@@ -215,14 +220,15 @@ def experiment_markdown(e, as_of: str, trajectory: list[tuple] | None = None, le
               f"{cuped}")
     caps = [f"{m} capped at {v:g}" for m, v in cfg.cap.items()]
     caps += [f"{m} winsorized at the {q:.0%} quantile" for m, q in cfg.winsorize.items()]
-    units = ", ".join(f"{v}{' (control)' if v == e.control else ''} {e.units[v]:,}" for v in e.variants)
+    units = ", ".join(f"{md_text(v)}{' (control)' if v == e.control else ''} {e.units[v]:,}" for v in e.variants)
     out = [
-        f"{h} {e.experiment_id}: {DECISION_LABEL.get(e.decision, e.decision)}",
+        f"{h} {md_text(e.experiment_id)}: {DECISION_LABEL.get(e.decision, e.decision)}",
         "",
         *([f"_{cfg.description}_", ""] if cfg.description else []),
         f"As of {as_of}: data {e.start} .. {e.window_end} ({days} day{'s' if days != 1 else ''}{ended}); "
         f"metrics from {'all of the user' if cfg.scope == 'user' else 'the experiment'}'s inferences on "
-        f"{', '.join(e.features) or '–'}; {'registry entry' if cfg.registered else 'not in the registry: defaults'}.",
+        f"{', '.join(map(md_text, e.features)) or '–'}; "
+        f"{'registry entry' if cfg.registered else 'not in the registry: defaults'}.",
         "",
         f"**Decision: {e.decision}**: {decision_reason(e)}",
         "",
@@ -266,10 +272,10 @@ def summary_table(summary) -> str:
     for e in summary.experiments:
         for r in _primary_rows(e) or [None]:
             if r is None:
-                lines.append(f"| {e.experiment_id} | {e.decision} | | | | | | {sum(e.units.values()):,} | "
+                lines.append(f"| {md_text(e.experiment_id)} | {e.decision} | | | | | | {sum(e.units.values()):,} | "
                              f"{p_fmt(e.srm_p_value)} | {e.mixed_variant_users:,} |")
                 continue
-            lines.append(f"| {e.experiment_id} | **{e.decision}** | {r['metric']} ({r['variant']}) | "
+            lines.append(f"| {md_text(e.experiment_id)} | **{e.decision}** | {r['metric']} ({md_text(r['variant'])}) | "
                          f"{pct(r['rel_lift'])} | {_ci(r)} | {p_fmt(r['p_value_adjusted'])} | "
                          f"{pct(r['mde'], signed=False)} | {sum(e.units.values()):,} | {p_fmt(e.srm_p_value)} | "
                          f"{e.mixed_variant_users:,} |")
@@ -280,17 +286,17 @@ def summary_markdown(summary, detailed: int = 20) -> str:
     """The UI readout: the summary table, then a full section per experiment (the first `detailed`; the rest
     are on their report pages)."""
     if not summary.experiments:
-        skipped = "".join(f"\n- {k}: {v}" for k, v in summary.skipped.items())
+        skipped = "".join(f"\n- {md_text(k)}: {v}" for k, v in summary.skipped.items())
         return f"_no experiment readouts as of {summary.dt}_" + skipped
     parts = [f"# Experiment readouts as of {summary.dt}", "", summary_table(summary)]
     if summary.skipped:
-        parts += ["", "Not read out: " + "; ".join(f"{k} ({v})" for k, v in summary.skipped.items()) + "."]
+        parts += ["", "Not read out: " + "; ".join(f"{md_text(k)} ({v})" for k, v in summary.skipped.items()) + "."]
     for e in summary.experiments[:detailed]:
         parts += ["", experiment_markdown(e, summary.dt)]
     rest = summary.experiments[detailed:]
     if rest:
-        parts += ["", f"{len(rest)} more experiment(s) ({', '.join(e.experiment_id for e in rest)}): see "
-                      "reports/experiments/<experiment_id>.md."]
+        parts += ["", f"{len(rest)} more experiment(s) ({', '.join(md_text(e.experiment_id) for e in rest)}): see "
+                      "`reports/experiments/<experiment_id>.md`."]
     return "\n".join(parts)
 
 
@@ -308,7 +314,7 @@ def write_pages(con: duckdb.DuckDBPyConnection, summary, reports_dir: Path) -> l
         path.write_text(text)
         paths.append(path)
     index = folder / "_index.md"  # experiment ids never start with _ here (safe_name strips it)
-    links = "\n".join(f"- [{e.experiment_id}]({safe_name(e.experiment_id)}.md): {e.decision}"
+    links = "\n".join(f"- [{md_text(e.experiment_id)}]({safe_name(e.experiment_id)}.md): {e.decision}"
                       for e in summary.experiments)
     index.write_text(f"# Experiment readouts as of {summary.dt}\n\n{summary_table(summary)}\n\n{links}\n")
     paths.append(index)
