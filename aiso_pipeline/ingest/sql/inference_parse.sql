@@ -1,6 +1,8 @@
 -- Parse staged inference lines (_lines) into typed rows (_parsed). Every alias of CONTRACT section 2 is
 -- accepted (canonical key first); keys the contract does not name go to `attributes`. `reason` is NULL for a
 -- good row, else '<category>: <field>' and the row is quarantined. DuckDB-specific: json_transform, lambdas.
+-- Upper bounds the contract leaves open (cost_usd <= 1e9, latency_ms <= 1e10, sample_rate >= 1e-9) keep every
+-- weighted sum in the marts finite: beyond them a value is out_of_range.
 
 -- The JSON shape read from each line: every canonical key and alias, as raw text (typed below, with reasons).
 CREATE OR REPLACE TEMP MACRO inference_keys() AS '{
@@ -95,17 +97,20 @@ SELECT source_file, line_number, request_id AS dedup_key,
            WHEN cached_input_tokens > input_tokens THEN 'out_of_range: cached_input_tokens > input_tokens'
            WHEN (latency_ms_raw IS NOT NULL OR latency_s_raw IS NOT NULL) AND latency_ms IS NULL
                 THEN 'invalid_type: latency_ms'
-           WHEN latency_ms < 0 OR NOT isfinite(latency_ms) THEN 'out_of_range: latency_ms'
+           WHEN NOT (latency_ms BETWEEN 0 AND 1e10) THEN 'out_of_range: latency_ms'  -- ~116 days; NaN fails BETWEEN
            WHEN status NOT IN ('ok', 'error', 'timeout') THEN 'out_of_range: status'
            WHEN is_fallback IS NULL THEN 'invalid_type: is_fallback'
            WHEN confidence_raw IS NOT NULL AND confidence IS NULL THEN 'invalid_type: confidence'
            WHEN NOT (confidence BETWEEN 0 AND 1) THEN 'out_of_range: confidence'
            WHEN cost_raw IS NOT NULL AND reported_cost IS NULL THEN 'invalid_type: cost_usd'
-           WHEN reported_cost < 0 OR NOT isfinite(reported_cost) THEN 'out_of_range: cost_usd'
+           WHEN NOT (reported_cost BETWEEN 0 AND 1e9) THEN 'out_of_range: cost_usd'
            WHEN sample_rate IS NULL THEN 'invalid_type: sample_rate'
-           WHEN NOT (sample_rate > 0 AND sample_rate <= 1) THEN 'out_of_range: sample_rate'
+           WHEN NOT (sample_rate BETWEEN 1e-9 AND 1) THEN 'out_of_range: sample_rate'
            WHEN features_unparseable OR json_type(features) <> 'OBJECT' THEN 'invalid_type: features'
            WHEN list_has_any(json_type(features, '$.*'), ['OBJECT', 'ARRAY']) THEN 'invalid_type: features'
+           -- DuckDB's JSON reader accepts NaN / Infinity, which strict JSON readers (and analysts' tools) reject
+           WHEN regexp_matches(payload, 'NaN|Infinity') AND list_bool_or(list_transform(json_extract(features, '$.*'),
+                lambda v: CASE WHEN json_type(v) = 'DOUBLE' THEN NOT isfinite(try_cast(v AS DOUBLE)) END)) THEN 'invalid_type: features'
        END AS reason,
        CASE WHEN reason IS NOT NULL THEN payload END AS payload,
        request_id, ts AS "timestamp", model, model_version, provider, operation, feature, user_id, session_id,

@@ -53,7 +53,7 @@ SELECT source_file, line_number, message_id AS dedup_key,
            WHEN properties_unparseable OR json_type(properties) <> 'OBJECT' THEN 'invalid_type: properties'
            WHEN revenue_json IS NOT NULL AND json_type(revenue_json) NOT IN ('NULL', 'UBIGINT', 'BIGINT', 'DOUBLE')
                 AND try_cast(revenue_json ->> '$' AS DOUBLE) IS NULL THEN 'invalid_type: properties.revenue'
-           WHEN NOT isfinite(try_cast(revenue_json ->> '$' AS DOUBLE)) THEN 'out_of_range: properties.revenue'
+           WHEN NOT (abs(try_cast(revenue_json ->> '$' AS DOUBLE)) <= 1e12) THEN 'out_of_range: properties.revenue'  -- sums stay finite
        END AS reason,
        CASE WHEN reason IS NOT NULL THEN payload END AS payload,
        message_id, event, ts AS "timestamp", user_id, anonymous_id, session_id, request_id, properties,

@@ -4,4 +4,4 @@
 INSERT INTO _lines
 SELECT $source_file, row_number() OVER () + 1, to_json(t)::VARCHAR
 FROM read_csv($path, header = true, all_varchar = true, auto_detect = true, quote = '"', escape = '"',
-              strict_mode = false, max_line_size = 1000000000, hive_partitioning = false) AS t;
+              strict_mode = false, max_line_size = 16777216, hive_partitioning = false) AS t;

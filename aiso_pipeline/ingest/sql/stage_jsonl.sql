@@ -1,8 +1,9 @@
 -- One row per physical line of a .jsonl / .jsonl.gz file, with its 1-based line number. The file is read as
 -- plain text (no quoting, an unprintable two-byte delimiter) so a broken line still arrives, to be quarantined.
--- Blank lines arrive as NULL and are skipped by the parse step. DuckDB-specific: read_csv options.
+-- Blank lines arrive as NULL and are skipped by the parse step. A line over max_line_size (16 MiB; DuckDB reads
+-- .gz in buffers of 16x that) makes the file unreadable, quarantined whole. DuckDB-specific: read_csv options.
 INSERT INTO _lines
 SELECT $source_file, row_number() OVER (), line
 FROM read_csv($path, columns = {'line': 'VARCHAR'}, header = false, delim = chr(30) || chr(31), quote = '',
               escape = '', auto_detect = false, strict_mode = false, null_padding = true,
-              max_line_size = 1000000000, hive_partitioning = false);
+              max_line_size = 16777216, hive_partitioning = false);
