@@ -130,7 +130,7 @@ def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thr
         warehouse.run(con, f"{SQL}/drift.sql", **params)
     else:
         missing.append(DRIFT_SOURCE)
-    with warehouse.transaction(con):
+    with warehouse.transaction(con, writes=[("marts.anomalies", dt)]):
         warehouse.run(con, f"{SQL}/write.sql", **params)
     by_metric = dict(con.execute(
         "SELECT metric, count(*) FROM _anomaly_found GROUP BY metric ORDER BY metric").fetchall())

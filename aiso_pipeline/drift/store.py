@@ -20,7 +20,7 @@ def write_drift(con: duckdb.DuckDBPyConnection, dt: str, metrics: list[dict], su
     con.register("_drift_metrics", m)
     con.register("_drift_summary", s)
     try:
-        with warehouse.transaction(con):
+        with warehouse.transaction(con, writes=[("marts.drift_metrics", dt), ("marts.drift_summary", dt)]):
             warehouse.run(con, "drift/sql/store.sql", dt=dt)
     finally:
         con.unregister("_drift_metrics")

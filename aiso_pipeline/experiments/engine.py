@@ -372,7 +372,7 @@ def write(con: duckdb.DuckDBPyConnection, as_of: dt.date, readouts: list[Experim
     con.register("_xp_rows", rows)
     con.register("_xp_checks", checks)
     try:
-        with warehouse.transaction(con):
+        with warehouse.transaction(con, writes=[(ASSET, as_of), ("quality.check_results", as_of)]):
             warehouse.run(con, SQL + "write.sql", dt=as_of, asset=ASSET)
     finally:
         con.unregister("_xp_rows")

@@ -66,7 +66,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     warehouse.run(con, "ingest/sql/rank.sql")
     warehouse.run(con, "ingest/sql/seen.sql", dt=dt)
     warehouse.run(con, f"ingest/sql/{stream}_classify.sql", dt=dt)
-    with warehouse.transaction(con):
+    with warehouse.transaction(con, writes=[(f"raw.{stream}_events", dt), ("quality.quarantine", dt),
+                                            ("quality.ingest_log", dt)]):
         warehouse.run(con, f"ingest/sql/{stream}_write.sql", dt=dt)
         warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream)
     summary = _summarize(con, stream, dt, len(files), len(file_errors))

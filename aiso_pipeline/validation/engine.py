@@ -222,7 +222,7 @@ def write_results(con: duckdb.DuckDBPyConnection, stream: str, dt: str, outcomes
         (o.check_name, o.passed, o.severity, o.observed_value, o.threshold,
          json.dumps(_jsonable({**o.details, "examples": o.examples}))) for o in outcomes])
     try:
-        with warehouse.transaction(con):
+        with warehouse.transaction(con, writes=[("quality.check_results", dt)]):
             warehouse.run(con, "validation/sql/write_results.sql", dt=dt, asset=asset_name(stream))
     finally:
         con.execute("DROP TABLE IF EXISTS _check_results")

@@ -1,14 +1,14 @@
-"""The pipeline's DuckDB database: connections, SQL files, and atomic publishing for analysts."""
+"""The pipeline's DuckDB database: connections, SQL files, and atomic publishing for analysts (publishing.py)."""
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from contextlib import contextmanager
+from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import duckdb
 
@@ -54,43 +54,42 @@ def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.D
         con.execute("SET TimeZone = 'UTC'")  # timestamps display and truncate to days in UTC
         con.execute("SET enable_progress_bar = false")  # no terminal bars in run logs
         con.execute(sql("warehouse/sql/schema.sql"))
+        con.execute(sql("warehouse/sql/changes.sql"))
         if not run(con, "warehouse/sql/key_hashes.sql").fetchone()[0]:
-            with transaction(con):
+            with transaction(con, writes=[("raw.inference_events", None), ("raw.product_events", None)]):
                 run(con, "warehouse/sql/key_hashes_refill.sql")
         yield con
     finally:
         con.close()
 
 
+_TABLE = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")
+
+
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All of the block's writes or none: how every partition is replaced (delete, then insert)."""
+def transaction(con: duckdb.DuckDBPyConnection,
+                writes: Iterable[tuple[str, str | date | None]] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All of the block's writes or none: how every partition is replaced (delete, then insert).
+
+    `writes` declares what the block replaces: ('schema.table', dt) pairs, dt None for the whole table. They are
+    logged in meta.partition_writes in the same transaction, and publish() copies exactly those partitions to the
+    analysts' warehouse: a write the block does not declare is missed until the next full copy.
+    """
+    writes = list(writes)
+    for table, _ in writes:
+        if not _TABLE.fullmatch(table):
+            raise ValueError(f"transaction(writes=...): {table!r} is not a 'schema.table' name")
+    if writes:
+        con.execute(sql("warehouse/sql/changes.sql"))  # also on connections not made by connect() (tests, tools)
     con.execute("BEGIN TRANSACTION")
     try:
+        for table, day in writes:
+            run(con, "warehouse/sql/log_write.sql", table_name=table, dt=day)
         yield con
     except BaseException:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-
-
-def publish(data: DataDir) -> Path:
-    """Copy the working database to warehouse.duckdb atomically (write a copy, then rename).
-
-    Analysts hold read-only connections to warehouse.duckdb; the pipeline never writes to it in place, so an
-    open analyst connection neither blocks a run nor sees half of one.
-    """
-    if not data.work_db.exists():
-        raise AisoError(f"nothing to publish: {data.work_db} does not exist (run `aiso run --date YYYY-MM-DD` first)")
-    tmp = data.warehouse.with_name(f".{data.warehouse.name}.{os.getpid()}.tmp")
-    con = _open_writer(data.work_db, {})
-    try:
-        con.execute("CHECKPOINT")  # fold the WAL into the file so the copy is complete on its own
-        shutil.copyfile(data.work_db, tmp)  # while this connection holds the writer lock: nobody writes mid-copy
-    finally:
-        con.close()
-    os.replace(tmp, data.warehouse)
-    return data.warehouse
 
 
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
@@ -110,3 +109,6 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params) -> duckdb.DuckDBPyC
         used = {k: params[k] for k in dict.fromkeys(_PARAM.findall(code)) if k in params}
         result = con.execute(stmt, used)
     return result
+
+
+from aiso_pipeline.warehouse.publishing import Publication, publish  # noqa: E402 - it uses sql() and run() above
