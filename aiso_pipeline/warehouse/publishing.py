@@ -26,12 +26,13 @@ from aiso_pipeline.errors import AisoError
 from aiso_pipeline.warehouse import _open_writer, run
 
 SLOTS = ("a", "b")
-# Updating in place re-encodes every row it copies (DuckDB compresses them again); a full copy only moves bytes. On
-# the reference machine (2 cores, SSD) re-encoding a row cost 20-40x copying its share of the file, so a publish
-# updates in place only when the partitions to copy hold at most this share of all rows. The standby catches up on
-# two runs, so with a day per run that is from ~40 days of history on. $AISO_PUBLISH_INCREMENTAL_SHARE overrides it
-# (1: in place whenever possible; 0: always a full copy).
-INCREMENTAL_SHARE = 0.05
+# Updating in place re-encodes every row it copies (DuckDB compresses it again); a full copy only moves bytes. On
+# the reference machine (2 cores, SSD) re-encoding a row cost 20-50x copying its share of the file (0.75-1.2 s per
+# 500k rows in place; 0.53 s for a full copy of an 11M-row, 634 MB warehouse). So a publish updates in place only
+# when the partitions to copy hold at most this share of all rows: the standby catches up on two runs, so with a
+# day per run that is from ~65 days of history on. $AISO_PUBLISH_INCREMENTAL_SHARE overrides it (1: in place
+# whenever possible; 0: always a full copy).
+INCREMENTAL_SHARE = 0.03
 STANDBY = "standby"  # the name the standby is attached under (the publish_*.sql files use it)
 
 
@@ -213,9 +214,13 @@ def _incremental_share() -> float:
 
 
 def _full_copy(con: duckdb.DuckDBPyConnection, work_db: Path, standby: Path, database_id: str, upto: int) -> int:
-    """Replace `standby` by a copy of the working database: written beside it, then renamed over it, so a reader
-    still holding the old file keeps it. Returns the bytes copied."""
+    """Replace `standby` by a copy of the working database, written under a temp name and renamed when complete.
+    Returns the bytes copied."""
     con.execute("CHECKPOINT")  # fold the WAL into the file so the copy is complete on its own
+    # The old standby goes first, so the disk holds three databases at most (working, current, new copy); a reader
+    # still holding it keeps it. Its WAL too: replayed on the new file, it would corrupt it.
+    standby.unlink(missing_ok=True)
+    _wal(standby).unlink(missing_ok=True)
     tmp = _temp_name(standby)
     try:
         shutil.copyfile(work_db, tmp)  # while `con` holds the writer lock: nobody writes mid-copy
@@ -226,8 +231,7 @@ def _full_copy(con: duckdb.DuckDBPyConnection, work_db: Path, standby: Path, dat
             copy.execute("CHECKPOINT")
         finally:
             copy.close()
-        _wal(standby).unlink(missing_ok=True)  # it belongs to the file being replaced: never replay it on this one
-        os.replace(tmp, standby)
+        os.replace(tmp, standby)  # under its name only once complete
     finally:
         tmp.unlink(missing_ok=True)
         _wal(tmp).unlink(missing_ok=True)
