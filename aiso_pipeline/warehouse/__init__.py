@@ -24,6 +24,7 @@ def sql(name: str) -> str:
     return (PACKAGE_ROOT / name).read_text()
 
 
+DEFAULT_MEMORY_LIMIT = "3GB"  # per pipeline connection; $AISO_MEMORY_LIMIT or the resource's memory_limit overrides
 LOCK_WAIT_SECONDS = 1800.0  # how long a writer waits for another process to close the working database
 
 
@@ -48,7 +49,8 @@ def _open_writer(path: Path, config: dict) -> duckdb.DuckDBPyConnection:
 def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the pipeline's working database, with the contract tables created."""
     data.work_db.parent.mkdir(parents=True, exist_ok=True)
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    # DuckDB's default (80% of RAM) lets a 10M-row day hold ~8 GB; with a limit it spills to disk instead.
+    config = {"memory_limit": memory_limit or os.environ.get("AISO_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT}
     con = _open_writer(data.work_db, config)
     try:
         con.execute("SET TimeZone = 'UTC'")  # timestamps display and truncate to days in UTC
