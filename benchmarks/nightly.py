@@ -272,8 +272,7 @@ daily = j.groupby(['model', 'feature']).agg(requests=('weight', 'sum'), cost=('w
 daily['cost_per_success'] = daily.cost / daily.successes
 t_rollups = time.perf_counter() - start
 
-ref = read([p for d in {[x.isoformat() for x in reference_days]!r} for p in
-            sorted(__import__('glob').glob({str(root / 'landing' / 'inference')!r} + '/dt=' + d + '/*.jsonl'))])
+ref = read({[p for d in reference_days for p in files('inference', d)]!r})
 def features(df):
     return pd.concat([df[['model']].reset_index(drop=True), pd.json_normalize(df['features'].tolist())], axis=1)
 ref, cur = features(ref), features(inf)
