@@ -1,6 +1,7 @@
--- Parse staged inference lines (_lines) into typed rows (_parsed). Every alias of CONTRACT section 2 is
--- accepted (canonical key first); keys the contract does not name go to `attributes`. `reason` is NULL for a
--- good row, else '<category>: <field>' and the row is quarantined. DuckDB-specific: json_transform, lambdas.
+-- _rows(source_file): the inference rows of the staged landing file (_lines), typed, with `reason` NULL for a good row, else
+-- '<category>: <field>' and the row is quarantined (ingest/engine.py inserts them into _parsed, file by file).
+-- Every alias of CONTRACT section 2 is accepted (canonical key first); keys the contract does not name go to
+-- `attributes`. The payload is kept only for quarantined rows. DuckDB-specific: table macros, json_transform, lambdas.
 -- Upper bounds the contract leaves open (cost_usd <= 1e9, latency_ms <= 1e10, sample_rate >= 1e-9) keep every
 -- weighted sum in the marts finite: beyond them a value is out_of_range.
 
@@ -27,14 +28,11 @@ CREATE OR REPLACE TEMP MACRO inference_keys() AS '{
   "features": "JSON"
 }';
 
-CREATE OR REPLACE TEMP TABLE _parsed AS
+CREATE OR REPLACE TEMP MACRO _rows(source_file) AS TABLE
 WITH raw_values AS (
-    SELECT source_file, line_number, payload, valid_json, is_object,
-           CASE WHEN is_object THEN json_transform(payload, inference_keys()) END AS s,
-           CASE WHEN is_object THEN list_filter(json_keys(payload), lambda k: NOT list_contains(json_keys(inference_keys()), k)) END AS unknown_keys
-    FROM _objects  -- ingest/sql/objects.sql
+    FROM _objects(inference_keys())  -- ingest/sql/objects.sql
 ), picked AS (
-    SELECT source_file, line_number, payload, valid_json, is_object, unknown_keys,
+    SELECT line_number, payload, valid_json, is_object, unknown_keys,
            nullif(trim(coalesce(s.request_id, s."gen_ai.response.id")), '') AS request_id,
            nullif(trim(coalesce(s."timestamp", s.start_time)), '') AS ts_raw,
            nullif(trim(coalesce(s.model, s."gen_ai.request.model", s."llm.model_name")), '') AS model,
@@ -55,11 +53,12 @@ WITH raw_values AS (
            lower(nullif(s.is_fallback, '')) AS is_fallback_raw,
            s.confidence AS confidence_raw, s.cost_usd AS cost_raw, s.sample_rate AS sample_rate_raw,
            nullif(s.experiment_id, '') AS experiment_id, nullif(s.variant, '') AS variant,
-           -- CSV carries features as a JSON string: unwrap it.
-           CASE WHEN json_type(s.features) = 'VARCHAR' THEN try(json(s.features ->> '$'))
-                WHEN json_type(s.features) = 'NULL' THEN NULL
+           -- CSV carries features as a JSON string: unwrap it. json_transform gives a value's JSON text, so its
+           -- first character tells the JSON type without parsing it again.
+           CASE WHEN starts_with(s.features, '"') THEN try(json(s.features ->> '$'))
+                WHEN s.features::VARCHAR = 'null' THEN NULL
                 ELSE s.features END AS features,
-           json_type(s.features) = 'VARCHAR' AND try(json(s.features ->> '$')) IS NULL AS features_unparseable
+           starts_with(s.features, '"') AND try(json(s.features ->> '$')) IS NULL AS features_unparseable
     FROM raw_values
 ), typed AS (
     SELECT *,
@@ -79,7 +78,7 @@ WITH raw_values AS (
            coalesce(try_cast(sample_rate_raw AS DOUBLE), CASE WHEN sample_rate_raw IS NULL THEN 1.0 END) AS sample_rate
     FROM picked
 )
-SELECT source_file, line_number, request_id AS dedup_key,
+SELECT source_file::VARCHAR AS source_file, line_number, request_id AS dedup_key,
        CASE
            WHEN NOT valid_json THEN 'unparseable: invalid JSON'
            WHEN NOT is_object THEN 'unparseable: not a JSON object'
@@ -106,10 +105,12 @@ SELECT source_file, line_number, request_id AS dedup_key,
            WHEN NOT (reported_cost BETWEEN 0 AND 1e9) THEN 'out_of_range: cost_usd'
            WHEN sample_rate IS NULL THEN 'invalid_type: sample_rate'
            WHEN NOT (sample_rate BETWEEN 1e-9 AND 1) THEN 'out_of_range: sample_rate'
-           WHEN features_unparseable OR json_type(features) <> 'OBJECT' THEN 'invalid_type: features'
-           WHEN list_has_any(json_type(features, '$.*'), ['OBJECT', 'ARRAY']) THEN 'invalid_type: features'
+           WHEN features_unparseable OR NOT starts_with(ltrim(features), '{') THEN 'invalid_type: features'
+           -- a nested object or array needs a { or [ after the opening brace: only then is the object parsed again
+           WHEN (contains(features[2:], '{') OR contains(features, '['))
+                AND list_has_any(json_type(features, '$.*'), ['OBJECT', 'ARRAY']) THEN 'invalid_type: features'
            -- DuckDB's JSON reader accepts NaN / Infinity, which strict JSON readers (and analysts' tools) reject
-           WHEN regexp_matches(payload, 'NaN|Infinity') AND list_bool_or(list_transform(json_extract(features, '$.*'),
+           WHEN (contains(features, 'NaN') OR contains(features, 'Infinity')) AND list_bool_or(list_transform(json_extract(features, '$.*'),
                 lambda v: CASE WHEN json_type(v) = 'DOUBLE' THEN NOT isfinite(try_cast(v AS DOUBLE)) END)) THEN 'invalid_type: features'
        END AS reason,
        CASE WHEN reason IS NOT NULL THEN payload END AS payload,

@@ -1,10 +1,28 @@
--- Replace partition $dt of raw.inference_events with this batch's loaded rows (run inside one transaction).
+-- Replace partition $dt of raw.inference_events with this batch's loaded rows (run inside one transaction):
+-- valid, not a duplicate (dedup.sql), priced (prices.sql) unless the provider reported its cost.
 DELETE FROM raw.inference_events WHERE dt = $dt;
 
 INSERT INTO raw.inference_events BY NAME
-SELECT request_id, hash(request_id) AS key_hash, "timestamp", model, model_version, provider, operation, feature, user_id, session_id,
-       input_tokens, output_tokens, cached_input_tokens, latency_ms, status, error_type, is_fallback, confidence,
-       cost_usd, cost_source, experiment_id, variant, sample_rate, features, attributes,
-       $dt::DATE AS dt, source_file, line_number, current_timestamp AS loaded_at
-FROM _classified
-WHERE outcome = 'loaded';
+SELECT r.request_id, hash(r.request_id) AS key_hash, r."timestamp", r.model, r.model_version, r.provider, r.operation,
+       r.feature, r.user_id, r.session_id, r.input_tokens, r.output_tokens, r.cached_input_tokens, r.latency_ms,
+       r.status, r.error_type, r.is_fallback, r.confidence,
+       coalesce(r.reported_cost,
+                ((r.input_tokens - r.cached_input_tokens) * pi.input_per_mtok
+                 + r.cached_input_tokens * pi.cached_input_per_mtok
+                 + r.output_tokens * pi.output_per_mtok) / 1e6) AS cost_usd,
+       CASE WHEN r.reported_cost IS NOT NULL THEN 'reported' WHEN pi.model IS NOT NULL THEN 'price_table' END AS cost_source,
+       r.experiment_id, r.variant, r.sample_rate, r.features, r.attributes,
+       $dt::DATE AS dt, r.source_file, r.line_number, current_timestamp AS loaded_at
+FROM _parsed AS r
+LEFT JOIN _price_intervals AS pi
+       ON r.model = pi.model AND r."timestamp" >= pi.valid_from
+      AND (pi.valid_to IS NULL OR r."timestamp" < pi.valid_to)
+WHERE r.reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM _duplicates AS d WHERE d.source_file = r.source_file AND d.line_number = r.line_number);
+
+-- What was loaded, per file: the ingest log's rows_loaded and rows_unpriced (quality_write.sql).
+CREATE OR REPLACE TEMP TABLE _loaded AS
+SELECT source_file, count(*) AS rows_loaded, count(*) FILTER (WHERE cost_usd IS NULL) AS rows_unpriced
+FROM raw.inference_events
+WHERE dt = $dt
+GROUP BY source_file;

@@ -1,6 +1,7 @@
--- Parse staged product lines (_lines) into typed rows (_parsed): Segment track calls, camelCase or snake_case.
--- `reason` is NULL for a good row, else '<category>: <field>'. Keys the contract does not name (context,
--- sentAt, ...) go to `attributes`. DuckDB-specific: json_transform, lambdas.
+-- _rows(source_file): the product rows of the staged landing file (_lines) (Segment track calls, camelCase or snake_case),
+-- typed; `reason` is NULL for a good row, else '<category>: <field>'. Keys the contract does not name (context,
+-- sentAt, ...) go to `attributes`. The payload is kept only for quarantined rows. DuckDB-specific: table macros,
+-- json_transform, lambdas.
 CREATE OR REPLACE TEMP MACRO product_keys() AS '{
   "message_id": "VARCHAR", "messageId": "VARCHAR",
   "event": "VARCHAR", "timestamp": "VARCHAR",
@@ -11,25 +12,23 @@ CREATE OR REPLACE TEMP MACRO product_keys() AS '{
   "properties": "JSON"
 }';
 
-CREATE OR REPLACE TEMP TABLE _parsed AS
+CREATE OR REPLACE TEMP MACRO _rows(source_file) AS TABLE
 WITH raw_values AS (
-    SELECT source_file, line_number, payload, valid_json, is_object,
-           CASE WHEN is_object THEN json_transform(payload, product_keys()) END AS s,
-           CASE WHEN is_object THEN list_filter(json_keys(payload), lambda k: NOT list_contains(json_keys(product_keys()), k)) END AS unknown_keys
-    FROM _objects  -- ingest/sql/objects.sql
+    FROM _objects(product_keys())  -- ingest/sql/objects.sql
 ), picked AS (
-    SELECT source_file, line_number, payload, valid_json, is_object, unknown_keys,
+    SELECT line_number, payload, valid_json, is_object, unknown_keys,
            nullif(trim(coalesce(s.message_id, s.messageId)), '') AS message_id,
            nullif(trim(s.event), '') AS event,
            nullif(trim(s."timestamp"), '') AS ts_raw,
            nullif(coalesce(s.user_id, s.userId), '') AS user_id,
            nullif(coalesce(s.anonymous_id, s.anonymousId), '') AS anonymous_id,
            nullif(coalesce(s.session_id, s.sessionId), '') AS session_id,
-           -- CSV carries properties as a JSON string: unwrap it.
-           CASE WHEN json_type(s.properties) = 'VARCHAR' THEN try(json(s.properties ->> '$'))
-                WHEN json_type(s.properties) = 'NULL' THEN NULL
+           -- CSV carries properties as a JSON string: unwrap it. json_transform gives a value's JSON text, so its
+           -- first character tells the JSON type without parsing it again.
+           CASE WHEN starts_with(s.properties, '"') THEN try(json(s.properties ->> '$'))
+                WHEN s.properties::VARCHAR = 'null' THEN NULL
                 ELSE s.properties END AS properties,
-           json_type(s.properties) = 'VARCHAR' AND try(json(s.properties ->> '$')) IS NULL AS properties_unparseable,
+           starts_with(s.properties, '"') AND try(json(s.properties ->> '$')) IS NULL AS properties_unparseable,
            s.request_id AS top_request_id, s.requestId AS top_request_id_camel
     FROM raw_values
 ), typed AS (
@@ -40,7 +39,7 @@ WITH raw_values AS (
            properties -> '$.revenue' AS revenue_json
     FROM picked
 )
-SELECT source_file, line_number, message_id AS dedup_key,
+SELECT source_file::VARCHAR AS source_file, line_number, message_id AS dedup_key,
        CASE
            WHEN NOT valid_json THEN 'unparseable: invalid JSON'
            WHEN NOT is_object THEN 'unparseable: not a JSON object'
@@ -50,7 +49,7 @@ SELECT source_file, line_number, message_id AS dedup_key,
            WHEN user_id IS NULL AND anonymous_id IS NULL THEN 'missing_required_key: user_id or anonymous_id'
            WHEN ts IS NULL THEN 'unparseable_timestamp: timestamp'
            WHEN year(ts) NOT BETWEEN 2000 AND 2100 THEN 'out_of_range: timestamp'
-           WHEN properties_unparseable OR json_type(properties) <> 'OBJECT' THEN 'invalid_type: properties'
+           WHEN properties_unparseable OR NOT starts_with(ltrim(properties), '{') THEN 'invalid_type: properties'
            WHEN revenue_json IS NOT NULL AND json_type(revenue_json) NOT IN ('NULL', 'UBIGINT', 'BIGINT', 'DOUBLE')
                 AND try_cast(revenue_json ->> '$' AS DOUBLE) IS NULL THEN 'invalid_type: properties.revenue'
            WHEN NOT (abs(try_cast(revenue_json ->> '$' AS DOUBLE)) <= 1e12) THEN 'out_of_range: properties.revenue'  -- sums stay finite

@@ -1,8 +1,18 @@
--- Replace partition $dt of raw.product_events with this batch's loaded rows (run inside one transaction).
+-- Replace partition $dt of raw.product_events with this batch's loaded rows (run inside one transaction): valid
+-- and not a duplicate (dedup.sql).
 DELETE FROM raw.product_events WHERE dt = $dt;
 
 INSERT INTO raw.product_events BY NAME
-SELECT message_id, hash(message_id) AS key_hash, event, "timestamp", user_id, anonymous_id, session_id, request_id, properties, revenue,
-       attributes, $dt::DATE AS dt, source_file, line_number, current_timestamp AS loaded_at
-FROM _classified
-WHERE outcome = 'loaded';
+SELECT r.message_id, hash(r.message_id) AS key_hash, r.event, r."timestamp", r.user_id, r.anonymous_id, r.session_id,
+       r.request_id, r.properties, r.revenue, r.attributes, $dt::DATE AS dt, r.source_file, r.line_number,
+       current_timestamp AS loaded_at
+FROM _parsed AS r
+WHERE r.reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM _duplicates AS d WHERE d.source_file = r.source_file AND d.line_number = r.line_number);
+
+-- What was loaded, per file: the ingest log's rows_loaded (quality_write.sql); product events have no price.
+CREATE OR REPLACE TEMP TABLE _loaded AS
+SELECT source_file, count(*) AS rows_loaded, 0 AS rows_unpriced
+FROM raw.product_events
+WHERE dt = $dt
+GROUP BY source_file;

@@ -1,9 +1,11 @@
--- One row per physical line of a .jsonl / .jsonl.gz file, with its 1-based line number. The file is read as
+-- _lines: one row per physical line of a .jsonl / .jsonl.gz file, with its 1-based line number. The file is read as
 -- plain text (no quoting, an unprintable two-byte delimiter) so a broken line still arrives, to be quarantined.
--- Blank lines arrive as NULL and are skipped by the parse step. A line over max_line_size (16 MiB; DuckDB reads
--- .gz in buffers of 16x that) makes the file unreadable, quarantined whole. DuckDB-specific: read_csv options.
-INSERT INTO _lines
-SELECT $source_file, row_number() OVER (), line
+-- Blank lines arrive as NULL and are skipped by _objects (objects.sql). A line over max_line_size (16 MiB; DuckDB
+-- reads .gz in buffers of 16x that) makes the file unreadable, quarantined whole. One file at a time: numbering
+-- lines needs an ordered, single-threaded scan, so the parse reads this table instead (in parallel).
+-- DuckDB-specific: read_csv options.
+CREATE OR REPLACE TEMP TABLE _lines AS
+SELECT row_number() OVER () AS line_number, line AS payload
 FROM read_csv($path, columns = {'line': 'VARCHAR'}, header = false, delim = chr(30) || chr(31), quote = '',
               escape = '', auto_detect = false, strict_mode = false, null_padding = true,
               max_line_size = 16777216, hive_partitioning = false);
