@@ -182,6 +182,12 @@ def test_schedule_runs_yesterday_then_the_open_outcome_window(resources):
     requests = evaluate_schedule(resources, datetime(2025, 6, 10, 2, 0, tzinfo=timezone.utc))
     assert [r.partition_key for r in requests] == ["2025-06-09", "2025-06-08"]
     assert [r.tags["aiso/reason"] for r in requests] == ["yesterday", "outcome window open"]
+    # yesterday: every asset; the day before: only its outcomes and rollups, not a second ingest, drift, ...
+    assert requests[0].asset_selection is None
+    assert {k.to_user_string() for k in requests[1].asset_selection} == {
+        "marts/joined_outcomes", "marts/outcome_coverage", "marts/cost_daily"}
+    assert {k.to_user_string() for k in requests[1].asset_selection} == {
+        k.to_user_string() for k in dg.AssetSelection.groups("outcomes").resolve(defs.resolve_asset_graph())}
     assert len({r.run_key for r in requests}) == 2
 
 

@@ -479,3 +479,34 @@ def test_a_later_product_partition_closes_the_window(data):
     load(data, {}, {"2025-06-04": [product("m9", timestamp="2025-06-04T09:00:00Z")]})  # D+3, nothing in between
     build(data)
     assert joined(data)["r1"]["window_closed"] is True
+
+
+def test_unchanged_inputs_only_close_the_window_without_joining_again(data):
+    load(data, {D: [inference("r1", user_id="u1")]},
+         {D: [product("m1")], D1: [product("m2", request_id="r1", timestamp="2025-06-02T08:00:00Z")]})
+    first = build(data)
+    before = joined(data)["r1"]
+    assert first.recomputed and before["window_closed"] is False and before["events_attributed"] == 2
+    # the day after next lands, all of it past D's window (the nightly case for the day before yesterday)
+    load(data, {D2: [inference("r9", timestamp="2025-06-03T09:00:00Z")]},
+         {D2: [product("m3", user_id="u1", timestamp="2025-06-03T09:30:00Z")]})
+    again = build(data)
+    assert not again.recomputed
+    assert joined(data)["r1"] == before | {"window_closed": True}
+    assert (again.product_events, again.unattributed_events) == (first.product_events, first.unattributed_events)
+    assert not build(data).recomputed  # and once more: nothing to do at all
+
+
+def test_a_changed_or_removed_input_row_joins_the_day_again(data):
+    load(data, {D: [inference("r1", user_id="u1")]},
+         {D: [product("m1", user_id="other")], D1: [product("m2", request_id="r1", timestamp="2025-06-02T08:00:00Z")]})
+    build(data)
+    assert joined(data)["r1"]["has_outcome"] is True
+    # the next day's product file is replaced by one without that event, and the partition re-ingested
+    data.partition_dir("product", D1).joinpath("product.jsonl").unlink()
+    land(data, "product", D1, "fixed.jsonl", [product("m4", user_id="other", timestamp="2025-06-02T09:00:00Z")])
+    ingest(data, "product", D1)
+    s = build(data)
+    assert s.recomputed and joined(data)["r1"]["has_outcome"] is False
+    # other settings are other inputs too
+    assert build(data, config=OutcomeConfig(window_hours=12)).recomputed

@@ -1,6 +1,7 @@
 """How the pipeline runs itself: the nightly schedule, the landing sensor, alerts, and publishing after UI runs.
 
-- `nightly_schedule` (02:00 UTC by default) runs yesterday, then the days whose outcome window may still be open.
+- `nightly_schedule` (02:00 UTC by default) runs yesterday, then refreshes the outcomes of the days whose outcome
+  window may still be open.
 - `landing_sensor` runs exactly the partitions a new or changed landing file affects; one run per set of files.
 - `anomaly_alerts` alerts each new row of marts.anomalies once; `run_failure_alerts` alerts each failed run.
 - `publish_warehouse` publishes warehouse.duckdb after a successful run launched from the UI, a schedule or a sensor
@@ -24,6 +25,7 @@ import duckdb
 from aiso_pipeline import alerts
 from aiso_pipeline.config import STREAMS, DataDir
 from aiso_pipeline.defs.jobs import nightly_job
+from aiso_pipeline.defs.outcomes import COST, COVERAGE, JOINED
 from aiso_pipeline.defs.resources import DAILY, WarehouseResource
 from aiso_pipeline.errors import AisoError
 from aiso_pipeline.ingest.landing import partition_files
@@ -43,6 +45,7 @@ except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
 # Days after D whose product (and inference) data can still change D's outcomes: ceil(attribution window / 24 h).
 OUTCOME_WINDOW_DAYS = OutcomeConfig().window_days
 OPEN_WINDOW_LOOKBACK_DAYS = 7  # the schedule also reruns days this recent still marked window_closed = false
+OUTCOME_ASSETS = (JOINED, COVERAGE, COST)  # what a rerun of an earlier day refreshes (the `outcomes` group)
 
 SENSOR_INTERVAL_SECONDS = 60
 LANDING_SETTLE_SECONDS = 30  # a file changed this recently may still be being written: wait for the next tick
@@ -113,7 +116,11 @@ def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: Warehouse
     today = fired.astimezone(timezone.utc).date()  # partitions are UTC days, whatever the schedule's time zone
     days = nightly_days(today, _open_days(warehouse.data(), today))
     yesterday = (today - timedelta(days=1)).isoformat()
+    # Yesterday gets every asset; an earlier day only what later product events change, its outcomes and rollups
+    # (the `refresh_outcomes` assets; a day whose inputs did not change is not even joined again). Runs queue in
+    # this order, one at a time.
     return [dg.RunRequest(run_key=f"nightly:{fired.isoformat()}:{day}", partition_key=day,
+                          asset_selection=None if day == yesterday else list(OUTCOME_ASSETS),
                           tags={"aiso/trigger": "schedule",
                                 "aiso/reason": "yesterday" if day == yesterday else "outcome window open"})
             for day in days]
