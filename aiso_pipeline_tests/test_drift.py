@@ -367,3 +367,27 @@ def test_sample_for_report_shape(con):
     assert set(ref["is_fallback"]) <= {"true", "false"}
     again, _ = sample_for_report(con, SHIFTED, "big", max_rows=500)
     pd.testing.assert_frame_equal(ref, again)  # deterministic
+
+
+def test_feature_shapes_are_read_once_per_day_and_follow_rewrites(tmp_path):
+    """Each day's feature keys are parsed once and cached (meta.feature_shapes); a day whose rows change is read
+    again, so a key that appears later is compared."""
+    rng = np.random.default_rng(3)
+    con = duckdb.connect(str(tmp_path / "shapes.duckdb"))
+    _load(con, [_events(rng, day, "m", 200) for day in REF_DAYS])
+    compute_drift(con, STABLE)
+    cached = con.execute("SELECT count(DISTINCT dt) FROM meta.feature_shape_days").fetchone()[0]
+    assert cached == len(REF_DAYS)  # the day and its 7 reference days
+    # a cached day is not parsed again: emptied behind the cache's back, it stays empty
+    con.execute("DELETE FROM meta.feature_shapes WHERE dt < ?", [STABLE])
+    names = {r["column_name"] for r in compute_drift(con, STABLE)[0]}
+    assert con.execute("SELECT count(*) FROM meta.feature_shapes WHERE dt < ?", [STABLE]).fetchone()[0] == 0
+    assert "features.language" in names  # still known from the current day's shapes
+    # the current day is rewritten with other feature keys (fewer rows with features): read again
+    con.execute("DELETE FROM raw.inference_events WHERE dt = ?", [STABLE])
+    new = _events(rng, STABLE, "m", 150)
+    new["features"] = [json.dumps({"tier": "pro"})] * len(new)
+    con.execute("INSERT INTO raw.inference_events SELECT dt, model, latency_ms, input_tokens, output_tokens, "
+                "confidence, status, is_fallback, CAST(features AS JSON) FROM new")
+    names = {r["column_name"] for r in compute_drift(con, STABLE)[0]}
+    assert "features.tier" in names

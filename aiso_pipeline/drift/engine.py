@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from aiso_pipeline import warehouse
 from aiso_pipeline.drift import stattests
 from aiso_pipeline.drift.config import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS, DriftConfig
 
@@ -38,6 +39,7 @@ JSON_INTEGER_TYPES = {"UBIGINT", "BIGINT", "HUGEINT", "UHUGEINT", "INTEGER"}
 JSON_NUMBER_TYPES = JSON_INTEGER_TYPES | {"DOUBLE"}
 INTEGER_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens"}  # BIGINT in raw.inference_events
 NO_LIMIT = 2**62
+DEFAULT_SOURCE = "raw.inference_events"
 COUNT_ONLY = 1e300  # a grid step that puts every value in one or two buckets
 FEATURE_PREFIX = "features."
 SIDE = {False: "ref", True: "cur"}  # is_current in the SQL
@@ -133,19 +135,16 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _feature_types(con, source: str, params: dict, ref_models: str) -> dict[str, dict[str, str | None]]:
-    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model."""
-    sql = _fill(_sql_text("feature_keys.sql"), source=source, ref_models=ref_models)
+def _feature_types(con, source: str, days: list[tuple[_dt.date, _dt.date]],
+                   models: list[str]) -> dict[str, dict[str, str | None]]:
+    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model over
+    the day ranges `days`."""
     seen: dict[str, dict[str, set]] = {}
-    for model, structure in _execute(con, sql, params).fetchall():
-        try:
-            shape = json.loads(structure)
-        except (TypeError, ValueError):
+    for _, model, keys, types in _feature_shapes(con, source, days):
+        if model not in models:
             continue
-        if not isinstance(shape, dict):
-            continue
-        for key, typ in shape.items():
-            if isinstance(typ, str):  # nested objects / arrays are not features
+        for key, typ in zip(keys or [], types or []):
+            if typ not in ("OBJECT", "ARRAY"):  # nested objects / arrays are not features
                 seen.setdefault(model, {}).setdefault(key, set()).add(typ)
     out: dict[str, dict[str, str | None]] = {}
     for model, keys in seen.items():
@@ -161,6 +160,39 @@ def _feature_types(con, source: str, params: dict, ref_models: str) -> dict[str,
             else:
                 out[model][key] = CATEGORICAL  # strings, booleans, or a mix: compared as text
     return out
+
+
+def _feature_shapes(con, source: str, days: list[tuple[_dt.date, _dt.date]]) -> list[tuple]:
+    """Rows of feature_keys.sql for the day ranges `days`. For raw.inference_events each day is parsed once and kept
+    in meta.feature_shapes (warehouse/sql/schema.sql; ingest drops a day it replaces), so a night reads the JSON of
+    its own day only, not of the whole reference window again."""
+    sql = _fill(_sql_text("feature_keys.sql"), source=source)
+    if source != _quote_source(DEFAULT_SOURCE):
+        return [row for lo, hi in days for row in _execute(con, sql, {"from": lo, "to": hi}).fetchall()]
+    con.execute(warehouse.sql("warehouse/sql/feature_shapes.sql"))  # also on connections not made by connect()
+    wanted = sorted({lo + _dt.timedelta(days=i) for lo, hi in days for i in range((hi - lo).days + 1)})
+    if not wanted:
+        return []
+    span = {"from": wanted[0], "to": wanted[-1]}
+    counts = dict(_execute(con, _fill(_sql_text("feature_counts.sql"), source=source), span).fetchall())
+    cached = dict(con.execute("SELECT dt, rows FROM meta.feature_shape_days WHERE dt BETWEEN ? AND ?",
+                              [wanted[0], wanted[-1]]).fetchall())
+    for day in wanted:
+        if cached.get(day, -1) != counts.get(day, 0):
+            rows = _execute(con, sql, {"from": day, "to": day}).fetchall()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM meta.feature_shapes WHERE dt = ?", [day])
+                con.execute("DELETE FROM meta.feature_shape_days WHERE dt = ?", [day])
+                if rows:
+                    con.executemany("INSERT INTO meta.feature_shapes VALUES (?, ?, ?, ?)", rows)
+                con.execute("INSERT INTO meta.feature_shape_days VALUES (?, ?)", [day, counts.get(day, 0)])
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+    return [r for lo, hi in days for r in con.execute(
+        "SELECT dt, model, keys, types FROM meta.feature_shapes WHERE dt BETWEEN ? AND ?", [lo, hi]).fetchall()]
 
 
 def _columns(config: DriftConfig, features: dict[str, dict[str, str | None]]) -> list[Column]:
@@ -382,7 +414,7 @@ def _recount(con, source, columns: list[Column], params: dict, config: DriftConf
 
 
 def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftConfig = DriftConfig(),
-                  source: str = "raw.inference_events") -> tuple[list[dict], list[dict]]:
+                  source: str = DEFAULT_SOURCE) -> tuple[list[dict], list[dict]]:
     """Drift of day `dt` against its reference window, per model (with rows on dt) and column.
 
     Returns (metrics_rows, summary_rows): lists of dicts with the columns of marts.drift_metrics (METRIC_COLUMNS)
@@ -402,7 +434,8 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
     # the models compared, as bound parameters $rm0, $rm1, ... (only their reference rows are read)
     params = {**params, "ref_models": ", ".join(f"$rm{i}" for i in range(len(models))),
               **{f"rm{i}": m for i, m in enumerate(models)}}
-    features = _feature_types(con, src, params, params["ref_models"]) if config.include_features else {}
+    features = (_feature_types(con, src, [(dt, dt), (ref_start, ref_end)], models) if config.include_features
+                else {})
     columns = _columns(config, features)
     if not columns:
         return [], []
@@ -518,7 +551,7 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
 
 def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
                       config: DriftConfig = DriftConfig(), max_rows: int = 5000,
-                      source: str = "raw.inference_events") -> tuple[pd.DataFrame, pd.DataFrame]:
+                      source: str = DEFAULT_SOURCE) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reference, current) samples of one model, at most max_rows each, with the checked columns flattened
     (features.<key> as columns): numeric columns as float64, categorical ones as text. Each frame's
     attrs['numerical_columns'] / attrs['categorical_columns'] give the declared types of the columns with values
@@ -530,7 +563,8 @@ def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
     src = _quote_source(source)
     ref_start, ref_end = config.reference_window(dt)
     params = {"dt": dt, "ref_start": ref_start, "ref_end": ref_end, "model": model, "max_rows": int(max_rows)}
-    features = _feature_types(con, src, params, "$model") if config.include_features else {}
+    features = (_feature_types(con, src, [(dt, dt), (ref_start, ref_end)], [model]) if config.include_features
+                else {})
     columns = _columns(config, {model: features.get(model, {})})
     sql = _fill(_sql_text("sample.sql"), rows=_rows_sql(source=src, columns=columns),
                 hash_args=", ".join(c.alias for c in columns))

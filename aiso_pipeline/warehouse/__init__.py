@@ -57,6 +57,7 @@ def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.D
         con.execute("SET enable_progress_bar = false")  # no terminal bars in run logs
         con.execute(sql("warehouse/sql/schema.sql"))
         con.execute(sql("warehouse/sql/changes.sql"))
+        con.execute(sql("warehouse/sql/feature_shapes.sql"))
         if not run(con, "warehouse/sql/key_hashes.sql").fetchone()[0]:
             with transaction(con, writes=[("raw.inference_events", None), ("raw.product_events", None)]):
                 run(con, "warehouse/sql/key_hashes_refill.sql")

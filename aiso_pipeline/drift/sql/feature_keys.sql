@@ -1,15 +1,8 @@
--- The keys of the features JSON objects and their JSON types, per model, over the current day and the reference
--- window of the models compared (ref_models: $rm0, $rm1, ... or $model): one row per distinct shape, merged in
--- Python (numbers are numeric, strings and booleans categorical).
--- DuckDB-specific: json_structure (Spark: schema_of_json over the distinct documents).
-SELECT DISTINCT model, json_structure(features) AS structure
-FROM (
-    SELECT model, features
-    FROM {source}
-    WHERE dt = $dt AND model IN ({ref_models})
-    UNION ALL
-    SELECT model, features
-    FROM {source}
-    WHERE dt BETWEEN $ref_start AND $ref_end AND model IN ({ref_models})
-) AS t
-WHERE features IS NOT NULL
+-- The keys of the features JSON objects and their JSON types, per day and model, over days $from .. $to: one row
+-- per distinct shape, merged in Python (numbers are numeric, strings and booleans categorical; nested objects and
+-- arrays are not features). For raw.inference_events, engine.py keeps these rows per day in meta.feature_shapes.
+-- DuckDB-specific: json_keys, json_type with a wildcard path (Spark: schema_of_json over the distinct documents).
+SELECT DISTINCT dt, model, json_keys(features) AS keys, json_type(features, '$.*') AS types
+FROM {source}
+WHERE dt BETWEEN $from AND $to
+  AND features IS NOT NULL

@@ -20,6 +20,10 @@ LEFT JOIN _price_intervals AS pi
 WHERE r.reason IS NULL
   AND NOT EXISTS (SELECT 1 FROM _duplicates AS d WHERE d.source_file = r.source_file AND d.line_number = r.line_number);
 
+-- The day's feature shapes, cached for drift, are stale now (warehouse/sql/schema.sql).
+DELETE FROM meta.feature_shapes WHERE dt = $dt;
+DELETE FROM meta.feature_shape_days WHERE dt = $dt;
+
 -- What was loaded, per file: the ingest log's rows_loaded and rows_unpriced (quality_write.sql).
 CREATE OR REPLACE TEMP TABLE _loaded AS
 SELECT source_file, count(*) AS rows_loaded, count(*) FILTER (WHERE cost_usd IS NULL) AS rows_unpriced
