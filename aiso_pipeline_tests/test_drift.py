@@ -367,6 +367,14 @@ def test_sample_for_report_shape(con):
     assert set(ref["is_fallback"]) <= {"true", "false"}
     again, _ = sample_for_report(con, SHIFTED, "big", max_rows=500)
     pd.testing.assert_frame_equal(ref, again)  # deterministic
+    # given the row counts (7 x 1500 reference, 1500 current), only ~4 x 500 rows a side are read: still full,
+    # deterministic, and drawn from the same rows
+    thin_ref, thin_cur = sample_for_report(con, SHIFTED, "big", max_rows=500, rows=(10_500, 1_500))
+    assert len(thin_ref) == 500 and len(thin_cur) == 500
+    pd.testing.assert_frame_equal(thin_ref, sample_for_report(con, SHIFTED, "big", max_rows=500,
+                                                              rows=(10_500, 1_500))[0])
+    assert not thin_ref.equals(ref)  # another sample of the reference: the prefilter did apply
+    pd.testing.assert_frame_equal(thin_cur, cur)  # 4 x 500 > 1500: the current day is not thinned
 
 
 def test_feature_shapes_are_read_once_per_day_and_follow_rewrites(tmp_path):

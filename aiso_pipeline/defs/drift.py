@@ -53,7 +53,8 @@ def drift(context: dg.AssetExecutionContext, config: DriftAssetConfig, warehouse
         metrics, summary = compute_drift(con, _dt.date.fromisoformat(dt), cfg)
         for row in summary:
             if config.html_reports and row["reference_rows"]:
-                path = html_report(con, dt, row["model"], cfg, reports, config.report_sample_rows)
+                path = html_report(con, dt, row["model"], cfg, reports, config.report_sample_rows,
+                                   rows=(row["reference_rows"], row["current_rows"]))
                 row["report_path"] = str(path) if path else None
         write_drift(con, dt, metrics, summary)
         metrics_meta = table_metadata(con, "marts.drift_metrics", dt)

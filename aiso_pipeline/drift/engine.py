@@ -223,9 +223,9 @@ def _subset(columns: list[Column]) -> list[Column]:
     return out
 
 
-def _rows_sql(source: str, columns: list[Column], ref_models: str = "$model") -> str:
+def _rows_sql(source: str, columns: list[Column], ref_models: str = "$model", sampled: bool = False) -> str:
     """rows.sql for these columns; ref_models lists the parameters holding the models compared ($rm0, ... for
-    compute_drift, $model for one model)."""
+    compute_drift, $model for one model). sampled: keep only about $keep_cur / $keep_ref per million rows."""
     bases = list(dict.fromkeys(c.base for c in columns if c.base))
     has_features = any(c.feature_index for c in columns)
     return _fill(
@@ -235,6 +235,8 @@ def _rows_sql(source: str, columns: list[Column], ref_models: str = "$model") ->
         base="".join(f', "{b}"' for b in bases),
         features=", " + _frag("feature_values") if has_features else "",
         columns="".join(", " + c.expression() for c in columns),
+        sample_cur=" " + _frag("row_sample", keep="$keep_cur") if sampled else "",
+        sample_ref=" " + _frag("row_sample", keep="$keep_ref") if sampled else "",
     )
 
 
@@ -551,22 +553,26 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
 
 def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
                       config: DriftConfig = DriftConfig(), max_rows: int = 5000,
-                      source: str = DEFAULT_SOURCE) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      source: str = DEFAULT_SOURCE,
+                      rows: tuple[int, int] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(reference, current) samples of one model, at most max_rows each, with the checked columns flattened
     (features.<key> as columns): numeric columns as float64, categorical ones as text. Each frame's
     attrs['numerical_columns'] / attrs['categorical_columns'] give the declared types of the columns with values
     on both sides (Evidently raises on a column empty on one side); pass them to evidently.DataDefinition so
     Evidently does not re-infer them (it would call integer columns with <= 10 values, or strings with many
-    values, something else)."""
+    values, something else). rows: the model's (reference, current) row counts, when known: only about 4 x
+    max_rows of each side are then read and ordered, instead of all of them."""
     if isinstance(dt, str):
         dt = _dt.date.fromisoformat(dt)
     src = _quote_source(source)
     ref_start, ref_end = config.reference_window(dt)
-    params = {"dt": dt, "ref_start": ref_start, "ref_end": ref_end, "model": model, "max_rows": int(max_rows)}
+    keep = [10**6 if not n else min(10**6, -(-4 * max_rows * 10**6 // n)) for n in (rows or (0, 0))]
+    params = {"dt": dt, "ref_start": ref_start, "ref_end": ref_end, "model": model, "max_rows": int(max_rows),
+              "keep_ref": keep[0], "keep_cur": keep[1]}
     features = (_feature_types(con, src, [(dt, dt), (ref_start, ref_end)], [model]) if config.include_features
                 else {})
     columns = _columns(config, {model: features.get(model, {})})
-    sql = _fill(_sql_text("sample.sql"), rows=_rows_sql(source=src, columns=columns),
+    sql = _fill(_sql_text("sample.sql"), rows=_rows_sql(source=src, columns=columns, sampled=True),
                 hash_args=", ".join(c.alias for c in columns))
     out = []
     for current in (False, True):

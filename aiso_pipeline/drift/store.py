@@ -28,13 +28,15 @@ def write_drift(con: duckdb.DuckDBPyConnection, dt: str, metrics: list[dict], su
 
 
 def html_report(con: duckdb.DuckDBPyConnection, dt: str, model: str, config: DriftConfig, folder: Path,
-                max_rows: int) -> Path | None:
+                max_rows: int, rows: tuple[int, int] | None = None) -> Path | None:
     """Evidently's DataDriftPreset on a bounded sample of (reference, current): a picture for humans. The
-    numbers of record are the full-data ones in marts.drift_metrics."""
+    numbers of record are the full-data ones in marts.drift_metrics. rows: the model's (reference, current) row
+    counts, to read only a share of them (sample_for_report)."""
     from evidently import DataDefinition, Dataset, Report  # ~4 s to import: only when a report is built
     from evidently.presets import DataDriftPreset
 
-    reference, current = sample_for_report(con, _dt.date.fromisoformat(dt), model, config, max_rows=max_rows)
+    reference, current = sample_for_report(con, _dt.date.fromisoformat(dt), model, config, max_rows=max_rows,
+                                           rows=rows)
     if not reference.attrs["numerical_columns"] and not reference.attrs["categorical_columns"]:
         return None  # no column has values on both sides: nothing for Evidently to compare
     reference, current = _html_safe(reference), _html_safe(current)

@@ -20,6 +20,11 @@ json_extract_string(features, $feature_paths) AS drift_feature_values
 -- DuckDB-specific: 1-based list indexing (Spark: element_at(list, {index}), also 1-based).
 drift_feature_values[{index}]
 
+-- name: row_sample
+-- Keep about {keep} / 1e6 of a side's rows, chosen before any JSON is parsed: the report sample (sample.sql) then
+-- orders far fewer rows. Deterministic for the same table. DuckDB-specific: rowid (Spark: monotonically_increasing_id).
+AND hash(rowid) % 1000000 < {keep}
+
 -- name: block_sample
 -- TABLESAMPLE SYSTEM ... REPEATABLE: SQL standard, DuckDB (Spark: TABLESAMPLE (1 PERCENT)). Applied before WHERE.
 TABLESAMPLE SYSTEM (1 PERCENT) REPEATABLE (42)
