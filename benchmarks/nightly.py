@@ -9,7 +9,7 @@ full     One day D of --inferences model calls and --events product events as JS
          `features` object, experiment assignments; half the events name their request_id, 40% carry only the user,
          5% name unknown ids, 5% are anonymous), on top of --history-days days of the same volume written straight
          into the warehouse (raw tables in SQL, then each history day's joined outcomes and cost rollups by the
-         pipeline's own functions, then two publishes so the timed one is a steady-state publish). Then, each in a
+         pipeline's own functions, then a publish so the timed one is a steady-state publish). Then, each in a
          fresh process:
          - floor: the minimal DuckDB SQL doing the same ingest, join and rollups: read_json of the day's files into
            tables, price by model, the same attribution (request_id within 24 h, else ASOF last touch), one GROUP BY
@@ -192,8 +192,7 @@ with warehouse.connect(d) as con:
         build_outcome_coverage(con, day)
         build_cost_daily(con, day)
     con.execute("CHECKPOINT")
-warehouse.publish(d)
-warehouse.publish(d)  # both published copies exist: the timed run's publish is a steady-state one
+warehouse.publish(d)  # history is published: the timed run's publish writes only what it changes
 """)
 
 

@@ -75,8 +75,9 @@ def transaction(con: duckdb.DuckDBPyConnection,
     """All of the block's writes or none: how every partition is replaced (delete, then insert).
 
     `writes` declares what the block replaces: ('schema.table', dt) pairs, dt None for the whole table. They are
-    logged in meta.partition_writes in the same transaction, and publish() copies exactly those partitions to the
-    analysts' warehouse: a write the block does not declare is missed until the next full copy.
+    logged in meta.partition_writes in the same transaction, and publish() writes exactly those partitions of the
+    big tables to the analysts' warehouse: a write the block does not declare is caught only if it changes a day's
+    row count (small tables are copied whole anyway).
     """
     writes = list(writes)
     for table, _ in writes:

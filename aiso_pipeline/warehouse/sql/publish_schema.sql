@@ -1,10 +1,8 @@
--- Tables (with their columns, in order) and views of attached database $db, except the pipeline's meta schema:
--- a published copy can only be updated in place while this matches the working database.
-SELECT 'table' AS kind, schema_name, table_name AS name, column_index, column_name AS detail, data_type
-FROM duckdb_columns()
-WHERE database_name = $db AND schema_name <> 'meta' AND NOT internal
-UNION ALL
-SELECT 'view', schema_name, view_name, NULL, sql, NULL
-FROM duckdb_views()
-WHERE database_name = $db AND schema_name <> 'meta' AND NOT internal
-ORDER BY ALL;
+-- The working database's tables and their columns in order, except the pipeline's meta schema: what a publish
+-- copies or exposes as views.
+SELECT c.schema_name, c.table_name, c.column_name, c.data_type
+FROM duckdb_columns() AS c
+JOIN duckdb_tables() AS t
+  ON t.database_name = c.database_name AND t.schema_name = c.schema_name AND t.table_name = c.table_name
+WHERE c.database_name = current_database() AND c.schema_name <> 'meta' AND NOT c.internal
+ORDER BY c.schema_name, c.table_name, c.column_index;

@@ -1,11 +1,11 @@
--- Run on a fresh full copy of the working database (its own connection). The meta schema is the pipeline's
--- (change log, bookkeeping): replaced by one row saying what this copy holds, which analysts may read too.
-DROP SCHEMA IF EXISTS meta CASCADE;
-CREATE SCHEMA meta;
-CREATE TABLE meta.published (
-    database_id  UUID,            -- the working database it was copied from
+-- In the catalog being built (attached as `catalog`, publishing.CATALOG): one row saying what it holds, which
+-- analysts may read too. The pipeline's own meta tables stay in the working database.
+CREATE SCHEMA catalog.meta;
+CREATE TABLE catalog.meta.published (
+    database_id  UUID,            -- the working database it was published from
     seq          BIGINT,          -- the last change (meta.partition_writes.seq) it holds
+    publication  BIGINT,          -- the how-many-th publish of this data directory
     published_at TIMESTAMPTZ,
-    method       VARCHAR          -- 'full copy' | 'incremental': how it was last brought up to date
+    method       VARCHAR          -- 'parquet lake': big tables are views over Parquet files under .work/lake/
 );
-INSERT INTO meta.published VALUES ($database_id::UUID, $seq, current_timestamp, 'full copy');
+INSERT INTO catalog.meta.published VALUES ($database_id::UUID, $seq, $publication, current_timestamp, 'parquet lake');
