@@ -141,7 +141,7 @@ def _write_partition(con, data: DataDir, table: str, day: date, number: int,
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"p{number:08d}-{database_id[:8]}.parquet"  # never a name an older catalog still reads
     con.execute(f"COPY (SELECT * FROM {_name(table)} WHERE dt = ?) TO '{_literal(path)}' "
-                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)", [day])
+                f"(FORMAT parquet, COMPRESSION zstd)", [day])
     return path.relative_to(data.root).as_posix(), rows, path.stat().st_size
 
 
