@@ -491,7 +491,7 @@ def test_unchanged_inputs_only_close_the_window_without_joining_again(data):
     load(data, {D2: [inference("r9", timestamp="2025-06-03T09:00:00Z")]},
          {D2: [product("m3", user_id="u1", timestamp="2025-06-03T09:30:00Z")]})
     again = build(data)
-    assert not again.recomputed
+    assert not again.recomputed and not again.checked
     assert joined(data)["r1"] == before | {"window_closed": True}
     assert (again.product_events, again.unattributed_events) == (first.product_events, first.unattributed_events)
     assert not build(data).recomputed  # and once more: nothing to do at all
@@ -508,5 +508,11 @@ def test_a_changed_or_removed_input_row_joins_the_day_again(data):
     ingest(data, "product", D1)
     s = build(data)
     assert s.recomputed and joined(data)["r1"]["has_outcome"] is False
+    # the next day's product partition is not among the checks' inputs (D's events against D-1 .. D's calls)
+    assert not s.checked and checks(data)["outcomes_unattributed_events"][:3] == (False, "WARN", 1)
+    land(data, "product", D, "late.jsonl", [product("m5", user_id="nobody")])  # D's own events: checked again
+    ingest(data, "product", D)
+    s = build(data)
+    assert s.checked and checks(data)["outcomes_unattributed_events"][:3] == (False, "WARN", 2)
     # other settings are other inputs too
     assert build(data, config=OutcomeConfig(window_hours=12)).recomputed

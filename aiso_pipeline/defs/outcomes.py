@@ -81,6 +81,7 @@ def joined_outcomes(context: dg.AssetExecutionContext, config: OutcomeSettings,
         metadata={**meta, "join_rate_pct": _number(_pct(s.join_rate)), "joined_rows": s.joined,
                   "weighted_inferences": float(s.weighted_inferences), "window_closed": s.window_closed,
                   "recomputed": s.recomputed,  # False: inputs unchanged since the last join; window_closed updated
+                  "checks_recomputed": s.checked,  # False: the attribution checks' inputs unchanged
                   "cost_per_success_usd": _number(head["cost_per_success"]),
                   "window_hours": settings.window_hours, **counts},
         check_results=[

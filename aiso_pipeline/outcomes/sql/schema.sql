@@ -68,14 +68,15 @@ CREATE TABLE IF NOT EXISTS marts.cost_daily (
     computed_at          TIMESTAMPTZ
 );
 
--- Pipeline-internal (not published): the inputs each day's joined outcomes were computed from (inputs.sql), so a
--- refresh whose inputs did not change only updates window_closed instead of joining the day again.
+-- Pipeline-internal (not published): what each day's joined outcomes and attribution checks were computed from
+-- (inputs.sql), so a refresh whose inputs did not change is not computed again.
 CREATE SCHEMA IF NOT EXISTS meta;
 CREATE TABLE IF NOT EXISTS meta.outcome_inputs (
-    dt          DATE NOT NULL,
-    fingerprint VARCHAR NOT NULL,  -- inputs.sql's rows, the attribution settings and the SQL version
-    events      BIGINT,            -- the attribution checks' counts (attribution_checks.sql), for the summary
-    unattributed BIGINT,
+    dt                 DATE NOT NULL,
+    join_inputs        VARCHAR NOT NULL,  -- digest of inputs.sql's 'join' rows, the settings and the SQL
+    check_inputs       VARCHAR NOT NULL,  -- the same for the 'checks' rows
+    events             BIGINT,            -- the attribution checks' counts, for the summary
+    unattributed       BIGINT,
     unknown_request_id BIGINT,
-    computed_at TIMESTAMPTZ
+    computed_at        TIMESTAMPTZ
 );
