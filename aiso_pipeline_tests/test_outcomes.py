@@ -495,6 +495,12 @@ def test_unchanged_inputs_only_close_the_window_without_joining_again(data):
     assert joined(data)["r1"] == before | {"window_closed": True}
     assert (again.product_events, again.unattributed_events) == (first.product_events, first.unattributed_events)
     assert not build(data).recomputed  # and once more: nothing to do at all
+    # outputs removed behind its back are computed again, whatever the inputs say
+    with warehouse.connect(data) as con:
+        con.execute("DELETE FROM marts.joined_outcomes WHERE dt = ?", [D])
+        con.execute("DELETE FROM quality.check_results WHERE dt = ? AND asset = 'marts.joined_outcomes'", [D])
+    rebuilt = build(data)
+    assert rebuilt.recomputed and rebuilt.checked and joined(data)["r1"] == before | {"window_closed": True}
 
 
 def test_a_changed_or_removed_input_row_joins_the_day_again(data):
