@@ -15,7 +15,8 @@ from aiso_pipeline.config import DataDir
 from aiso_pipeline.ingest.landing import partition_files, preview, whole_file_problem
 from aiso_pipeline.ingest.prices import load_prices
 
-TEMP_TABLES = ("_lines", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals", "_prices")
+TEMP_TABLES = ("_lines", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
+               "_prices")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 problem = f"unreadable_file: {str(e).splitlines()[0]}"
         if problem:
             file_errors[f.source_file] = problem
+    con.execute("DROP TABLE IF EXISTS _lines")  # the last file's text: not needed past the parse
     con.execute("""CREATE OR REPLACE TEMP TABLE _files (source_file VARCHAR, file_format VARCHAR, file_bytes BIGINT,
                    file_mtime TIMESTAMPTZ, file_error VARCHAR, error_payload VARCHAR)""")
     if files:
