@@ -178,6 +178,8 @@ def history_code(root: Path, days: list[dt.date], n: int, m: int) -> str:
 from aiso_pipeline import warehouse
 from aiso_pipeline.config import data_dir
 from aiso_pipeline.outcomes import build_cost_daily, build_joined_outcomes, build_outcome_coverage
+from aiso_pipeline.drift import compute_drift
+import datetime
 d = data_dir({str(root)!r})
 sql = {HISTORY!r}
 with warehouse.connect(d) as con:
@@ -191,6 +193,8 @@ with warehouse.connect(d) as con:
         build_joined_outcomes(con, day)
         build_outcome_coverage(con, day)
         build_cost_daily(con, day)
+    # drift of the last history day: caches its window's feature shapes, as the nightly runs would have
+    compute_drift(con, datetime.date.fromisoformat({days[-1].isoformat()!r}))
     con.execute("CHECKPOINT")
 warehouse.publish(d)  # history is published: the timed run's publish writes only what it changes
 """)
@@ -217,9 +221,11 @@ import time
 from aiso_pipeline.config import data_dir
 from aiso_pipeline.runner import dagster_instance, run_days
 d = data_dir({str(root)!r})
+hwm = lambda: max(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
+peaks = []  # the process's peak RSS after each run of the night: which step set it
 start = time.perf_counter()
-run_days(d, [{day.isoformat()!r}])
-RESULT = {{'seconds': time.perf_counter() - start}}
+run_days(d, [{day.isoformat()!r}], progress=lambda line: peaks.append((line.split(': ok')[0].strip(), round(hwm()))))
+RESULT = {{'seconds': time.perf_counter() - start, 'peak_after_mib': peaks + [('publish', round(hwm()))]}}
 if {steps!r}:
     instance = dagster_instance(d)
     for run in instance.get_runs(limit=50):
@@ -309,6 +315,7 @@ def full(args) -> dict:
     ours = measure(nightly_code(root, DAY, steps=True))
     print(f"  floor   {floor['seconds']:7.1f} s  peak {gib(floor['peak_rss_mib'])}  ({floor['rows']:,} joined rows)")
     print(f"  nightly {ours['seconds']:7.1f} s  peak {gib(ours['peak_rss_mib'])}  -> {ours['seconds'] / floor['seconds']:.2f}x floor")
+    print("      peak RSS after: " + ", ".join(f"{step} {gib(mib)}" for step, mib in ours.get("peak_after_mib", [])))
     for key, value in sorted(ours.items()):
         if "/" in key:
             print(f"      {key:60} {value:6.1f} s")

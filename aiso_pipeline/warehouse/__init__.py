@@ -45,13 +45,17 @@ def _open_writer(path: Path, config: dict) -> duckdb.DuckDBPyConnection:
             delay = min(delay * 2, 1.0)
 
 
+def duckdb_config(memory_limit: str | None = None) -> dict:
+    """Settings of every pipeline connection. DuckDB's default memory limit (80% of RAM) lets a 10M-row day hold
+    ~8 GB; with a limit it spills to disk instead."""
+    return {"memory_limit": memory_limit or os.environ.get("AISO_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT}
+
+
 @contextmanager
 def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the pipeline's working database, with the contract tables created."""
     data.work_db.parent.mkdir(parents=True, exist_ok=True)
-    # DuckDB's default (80% of RAM) lets a 10M-row day hold ~8 GB; with a limit it spills to disk instead.
-    config = {"memory_limit": memory_limit or os.environ.get("AISO_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT}
-    con = _open_writer(data.work_db, config)
+    con = _open_writer(data.work_db, duckdb_config(memory_limit))
     try:
         con.execute("SET TimeZone = 'UTC'")  # timestamps display and truncate to days in UTC
         con.execute("SET enable_progress_bar = false")  # no terminal bars in run logs

@@ -22,7 +22,7 @@ import duckdb
 
 from aiso_pipeline.config import DataDir
 from aiso_pipeline.errors import AisoError
-from aiso_pipeline.warehouse import _open_writer, run
+from aiso_pipeline.warehouse import _open_writer, duckdb_config, run
 
 LAKE_TABLES = ("raw.inference_events", "raw.product_events", "marts.joined_outcomes", "quality.quarantine")
 KEEP_PUBLICATIONS = 2  # a replaced Parquet file outlives this many later publishes (readers of older catalogs)
@@ -61,7 +61,8 @@ def publish(data: DataDir) -> Publication:
     if not data.work_db.exists():
         raise AisoError(f"nothing to publish: {data.work_db} does not exist (run `aiso run --date YYYY-MM-DD` first)")
     started = time.perf_counter()
-    con = _open_writer(data.work_db, {})  # held throughout: no run writes and no other publish runs meanwhile
+    # held throughout: no run writes and no other publish runs meanwhile; Parquet writes spill under the limit
+    con = _open_writer(data.work_db, duckdb_config())
     try:
         con.execute("SET enable_progress_bar = false")
         run(con, "warehouse/sql/changes.sql")  # also a working database from before the change log
