@@ -1,4 +1,5 @@
-"""Ingest one landing partition (stream × day) into DuckDB: stage, parse, classify, then replace the partition.
+"""Ingest one landing partition (stream × day) into DuckDB: stage and parse file by file, find duplicates, then
+replace the partition.
 
 Reading happens outside the write transaction (a file that fails to read must not abort the others); the
 partition's rows, quarantine and ingest log are then replaced in one transaction, so a rerun is idempotent

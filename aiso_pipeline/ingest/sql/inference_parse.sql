@@ -122,5 +122,5 @@ SELECT source_file::VARCHAR AS source_file, line_number, request_id AS dedup_key
            lambda e: list_contains(unknown_keys, e.key)))) END AS attributes
 FROM typed;
 
--- The same key in the partitions already loaded, for dedup (ingest/sql/seen.sql).
+-- The same key in the partitions already loaded, for dedup (ingest/sql/dedup.sql).
 CREATE OR REPLACE TEMP VIEW _history AS SELECT request_id AS dedup_key, key_hash, dt FROM raw.inference_events;

@@ -62,5 +62,5 @@ SELECT source_file::VARCHAR AS source_file, line_number, message_id AS dedup_key
            lambda e: list_contains(unknown_keys, e.key)))) END AS attributes
 FROM typed;
 
--- The same key in the partitions already loaded, for dedup (ingest/sql/seen.sql).
+-- The same key in the partitions already loaded, for dedup (ingest/sql/dedup.sql).
 CREATE OR REPLACE TEMP VIEW _history AS SELECT message_id AS dedup_key, key_hash, dt FROM raw.product_events;

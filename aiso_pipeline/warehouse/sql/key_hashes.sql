@@ -1,5 +1,5 @@
 -- raw.*.key_hash = hash() of the row's dedup key, stored beside it so dedup against every earlier partition reads
--- 8 bytes a row of history instead of the key strings (ingest/sql/seen.sql). DuckDB's hash() may change between
+-- 8 bytes a row of history instead of the key strings (ingest/sql/dedup.sql). DuckDB's hash() may change between
 -- versions: meta.key_hash records hash() of a fixed string when the column was filled (key_hashes_refill.sql).
 CREATE SCHEMA IF NOT EXISTS meta;
 CREATE TABLE IF NOT EXISTS meta.key_hash (probe UBIGINT);
