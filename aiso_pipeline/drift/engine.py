@@ -180,17 +180,12 @@ def _feature_shapes(con, source: str, days: list[tuple[_dt.date, _dt.date]]) -> 
     for day in wanted:
         if cached.get(day, -1) != counts.get(day, 0):
             rows = _execute(con, sql, {"from": day, "to": day}).fetchall()
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with warehouse.transaction(con):
                 con.execute("DELETE FROM meta.feature_shapes WHERE dt = ?", [day])
                 con.execute("DELETE FROM meta.feature_shape_days WHERE dt = ?", [day])
                 if rows:
                     con.executemany("INSERT INTO meta.feature_shapes VALUES (?, ?, ?, ?)", rows)
                 con.execute("INSERT INTO meta.feature_shape_days VALUES (?, ?)", [day, counts.get(day, 0)])
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
     return [r for lo, hi in days for r in con.execute(
         "SELECT dt, model, keys, types FROM meta.feature_shapes WHERE dt BETWEEN ? AND ?", [lo, hi]).fetchall()]
 

@@ -22,7 +22,7 @@ import duckdb
 
 from aiso_pipeline.config import DataDir
 from aiso_pipeline.errors import AisoError
-from aiso_pipeline.warehouse import _open_writer, duckdb_config, run
+from aiso_pipeline.warehouse import _open_writer, duckdb_config, run, transaction
 
 LAKE_TABLES = ("raw.inference_events", "raw.product_events", "marts.joined_outcomes", "quality.quarantine")
 KEEP_PUBLICATIONS = 2  # a replaced Parquet file outlives this many later publishes (readers of older catalogs)
@@ -76,32 +76,18 @@ def publish(data: DataDir) -> Publication:
         todo, detail = _partitions_to_write(con, lake, last, upto)
         written = [(table, day, *_write_partition(con, data, table, day, number, str(database_id)))
                    for table, day in sorted(todo)]
-        with_rows = [(t, d, path, rows, size) for t, d, path, rows, size in written if rows]
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for table, day, *_ in written:  # the files these replace are retired, kept for older catalogs
-                con.execute("""INSERT INTO meta.lake_retired SELECT path, ? FROM meta.lake_files
-                               WHERE table_name = ? AND dt = ?""", [number, table, day])
-                con.execute("DELETE FROM meta.lake_files WHERE table_name = ? AND dt = ?", [table, day])
-            if with_rows:
-                con.executemany("INSERT INTO meta.lake_files VALUES (?, ?, ?, ?, ?)",
-                                [(t, d, path, rows, number) for t, d, path, rows, _ in with_rows])
-            con.execute("INSERT INTO meta.publications VALUES (?, ?, ?, current_timestamp, ?, ?, ?)",
-                        [number, upto, database_id, len(written), sum(r for *_, r, _ in with_rows),
-                         sum(s for *_, s in with_rows)])
-            con.execute("DELETE FROM meta.partition_writes WHERE seq <= ?", [upto])
-            con.execute("UPDATE meta.change_log SET pruned_through = greatest(pruned_through, ?)", [upto])
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
+        con.execute("""CREATE OR REPLACE TEMP TABLE _written (table_name VARCHAR, dt DATE, path VARCHAR, rows BIGINT,
+                       bytes BIGINT)""")
+        if written:
+            con.executemany("INSERT INTO _written VALUES (?, ?, ?, ?, ?)", written)
+        with transaction(con):
+            run(con, "warehouse/sql/lake_record.sql", publication=number, seq=upto, database_id=str(database_id))
         _build_catalog(con, data, tables, lake, number, str(database_id), upto)
         _collect_garbage(con, data, number)
     finally:
         con.close()
-    return Publication(data.warehouse, number, tuple((t, d) for t, d, *_ in written),
-                       sum(r for *_, r, _ in with_rows), sum(s for *_, s in with_rows),
-                       time.perf_counter() - started, detail)
+    return Publication(data.warehouse, number, tuple((t, d) for t, d, *_ in written), sum(w[3] for w in written),
+                       sum(w[4] for w in written), time.perf_counter() - started, detail)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
