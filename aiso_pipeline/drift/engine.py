@@ -20,7 +20,6 @@ the (model, column) pairs concerned only:
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -164,8 +163,8 @@ def _feature_types(con, source: str, days: list[tuple[_dt.date, _dt.date]],
 
 def _feature_shapes(con, source: str, days: list[tuple[_dt.date, _dt.date]]) -> list[tuple]:
     """Rows of feature_keys.sql for the day ranges `days`. For raw.inference_events each day is parsed once and kept
-    in meta.feature_shapes (warehouse/sql/schema.sql; ingest drops a day it replaces), so a night reads the JSON of
-    its own day only, not of the whole reference window again."""
+    in meta.feature_shapes (warehouse/sql/feature_shapes.sql; ingest drops a day it replaces), so a night reads the
+    JSON of its own day only, not of the whole reference window again."""
     sql = _fill(_sql_text("feature_keys.sql"), source=source)
     if source != _quote_source(DEFAULT_SOURCE):
         return [row for lo, hi in days for row in _execute(con, sql, {"from": lo, "to": hi}).fetchall()]
