@@ -74,8 +74,8 @@ def publish(data: DataDir) -> Publication:
         tables = _tables(con)
         lake = [t for t in LAKE_TABLES if t in tables]
         todo, detail = _partitions_to_write(con, lake, last, upto)
-        written = [(table, day, *_write_partition(con, data, table, day, number, str(database_id)))
-                   for table, day in sorted(todo)]
+        written = [(table, day, *_write_partition(con, data, table, day, rows, number, str(database_id)))
+                   for (table, day), rows in sorted(todo.items())]
         con.execute("""CREATE OR REPLACE TEMP TABLE _written (table_name VARCHAR, dt DATE, path VARCHAR, rows BIGINT,
                        bytes BIGINT)""")
         if written:
@@ -98,14 +98,14 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _partitions_to_write(con, lake: list[str], last, upto: int) -> tuple[set, str]:
-    """The (table, dt) of the lake tables to write, and why all of them are, when they are."""
+def _partitions_to_write(con, lake: list[str], last, upto: int) -> tuple[dict, str]:
+    """(table, dt) -> rows now, for the lake partitions to write; and why all of them are, when they are."""
     counts = {t: dict(con.execute(f"SELECT dt, count(*) FROM {_name(t)} GROUP BY dt").fetchall()) for t in lake}
     listed = {}
     for table, day, rows in con.execute("SELECT table_name, dt, rows FROM meta.lake_files").fetchall():
         listed.setdefault(table, {})[day] = rows
     if last is None:  # (also for a working database deleted and rebuilt: the publications were kept in it)
-        return {(t, d) for t in lake for d in counts[t]}, "first publish"
+        return {(t, d): n for t in lake for d, n in counts[t].items()}, "first publish"
     todo = set()
     for table, day in run(con, "warehouse/sql/publish_changes.sql", since=last[1], upto=upto).fetchall():
         if table in counts:
@@ -114,14 +114,13 @@ def _partitions_to_write(con, lake: list[str], last, upto: int) -> tuple[set, st
         for day in set(counts[table]) | set(listed.get(table, {})):
             if counts[table].get(day, 0) != listed.get(table, {}).get(day, 0):
                 todo.add((table, day))
-    return todo, ""
+    return {(t, d): counts[t].get(d, 0) for t, d in todo}, ""
 
 
-def _write_partition(con, data: DataDir, table: str, day: date, number: int,
+def _write_partition(con, data: DataDir, table: str, day: date, rows: int, number: int,
                      database_id: str) -> tuple[str | None, int, int]:
-    """One day of a lake table as a new Parquet file: (path relative to the data directory, rows, bytes); no file
-    for an emptied day."""
-    (rows,) = con.execute(f"SELECT count(*) FROM {_name(table)} WHERE dt = ?", [day]).fetchone()
+    """One day of a lake table (`rows` rows) as a new Parquet file: (path relative to the data directory, rows,
+    bytes); no file for an emptied day."""
     if not rows:
         return None, 0, 0
     folder = lake_dir(data) / table / f"dt={day.isoformat()}"
