@@ -16,7 +16,7 @@ from aiso_pipeline.config import DataDir
 from aiso_pipeline.ingest.landing import partition_files, preview, whole_file_problem
 from aiso_pipeline.ingest.prices import load_prices
 
-TEMP_TABLES = ("_lines", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
+TEMP_TABLES = ("_staged", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
                "_prices")
 
 
@@ -41,7 +41,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     warehouse.run(con, "ingest/sql/objects.sql")
     warehouse.run(con, f"ingest/sql/{stream}_parse.sql")
     con.execute("CREATE OR REPLACE TEMP TABLE _parsed AS FROM _rows(NULL)")  # the columns, no rows yet
-    # One file at a time: its lines are staged (_lines), then parsed into _parsed, so only one file's text is held.
+    # One file at a time: its lines are staged (_staged, numbered by the view _lines), then parsed into _parsed, so only one file's text is held.
     # A file that fails to read (truncated gzip, corrupt Parquet, invalid UTF-8 further in) stages nothing.
     file_errors = {}
     for f in files:
@@ -55,7 +55,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 problem = f"unreadable_file: {str(e).splitlines()[0]}"
         if problem:
             file_errors[f.source_file] = problem
-    con.execute("DROP TABLE IF EXISTS _lines")  # the last file's text: not needed past the parse
+    con.execute("DROP VIEW IF EXISTS _lines")
+    con.execute("DROP TABLE IF EXISTS _staged")  # the last file's text: not needed past the parse
     con.execute("""CREATE OR REPLACE TEMP TABLE _files (source_file VARCHAR, file_format VARCHAR, file_bytes BIGINT,
                    file_mtime TIMESTAMPTZ, file_error VARCHAR, error_payload VARCHAR)""")
     if files:

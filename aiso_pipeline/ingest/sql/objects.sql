@@ -9,7 +9,8 @@ CREATE OR REPLACE TEMP MACRO parse_timestamp(raw) AS
              THEN try_cast(raw AS TIMESTAMPTZ) END;
 
 -- No file staged yet: no lines, with the columns a stage has (so the parse macros bind, e.g. to create _parsed).
-CREATE OR REPLACE TEMP TABLE _lines (line_number BIGINT, payload VARCHAR);
+CREATE OR REPLACE TEMP TABLE _staged (payload VARCHAR);
+CREATE OR REPLACE TEMP VIEW _lines AS SELECT rowid + 1 AS line_number, payload FROM _staged;
 
 CREATE OR REPLACE TEMP MACRO _objects(keys) AS TABLE
 WITH lines AS (

@@ -2,10 +2,14 @@
 -- plain text (no quoting, an unprintable two-byte delimiter) so a broken line still arrives, to be quarantined.
 -- Blank lines arrive as NULL and are skipped by _objects (objects.sql). A line over max_line_size (16 MiB; DuckDB
 -- reads .gz in buffers of 16x that) makes the file unreadable, quarantined whole. One file at a time: numbering
--- lines needs an ordered, single-threaded scan, so the parse reads this table instead (in parallel).
--- DuckDB-specific: read_csv options.
-CREATE OR REPLACE TEMP TABLE _lines AS
-SELECT row_number() OVER () AS line_number, line AS payload
+-- lines needs the file's order, so the parse reads this table instead (in parallel). The order is kept by the
+-- table, not a window: CREATE TABLE AS preserves insertion order (preserve_insertion_order, DuckDB's default), so
+-- rowid n holds line n + 1, and the parallel reader needs no single-threaded row_number() pass.
+-- DuckDB-specific: read_csv options, rowid.
+CREATE OR REPLACE TEMP TABLE _staged AS
+SELECT line AS payload
 FROM read_csv($path, columns = {'line': 'VARCHAR'}, header = false, delim = chr(30) || chr(31), quote = '',
               escape = '', auto_detect = false, strict_mode = false, null_padding = true,
               max_line_size = 16777216, hive_partitioning = false);
+
+CREATE OR REPLACE TEMP VIEW _lines AS SELECT rowid + 1 AS line_number, payload FROM _staged;
