@@ -522,3 +522,58 @@ def test_a_changed_or_removed_input_row_joins_the_day_again(data):
     assert s.checked and checks(data)["outcomes_unattributed_events"][:3] == (False, "WARN", 2)
     # other settings are other inputs too
     assert build(data, config=OutcomeConfig(window_hours=12)).recomputed
+
+
+def test_nightly_refreshes_extend_the_join_and_match_a_plain_python_attribution(data):
+    """Days loaded and built in nightly order: yesterday's refresh attributes only today's events and merges them
+    (extended), and the result is still the whole-data attribution."""
+    infs, events = random_world()
+    on = lambda rows, d: [iso(r) for r in rows if r["timestamp"].date().isoformat() == d]  # noqa: E731
+    extended = []
+    for night, day in enumerate((D, D1, D2)):
+        load(data, {day: on(infs, day)} if on(infs, day) else {}, {day: on(events, day)})
+        for dt in ((D, D1, D2)[max(0, night - 2):night]):  # the open days before, as the schedule refreshes them
+            extended.append((dt, build(data, dt).extended))
+        build(data, day)
+    assert extended == [(D, True), (D, False), (D1, True)]  # D on night 3: inputs unchanged, nothing to join
+    expected = reference_outcomes(infs, events).set_index("request_id").sort_index()
+    got = pd.DataFrame(query(data, "SELECT request_id, has_outcome, events_attributed, success, converted, revenue "
+                                   "FROM marts.joined_outcomes"),
+                       columns=["request_id", *expected.columns]).set_index("request_id").sort_index()
+    assert expected["has_outcome"].sum() > 20
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    # first_outcome_at and window_closed as a whole join computes them
+    merged = query(data, "SELECT request_id, first_outcome_at, window_closed FROM marts.joined_outcomes ORDER BY 1")
+    with warehouse.connect(data) as con:
+        con.execute("DELETE FROM meta.outcome_inputs")
+    for dt in (D, D1):
+        assert not build(data, dt).extended
+    assert query(data, "SELECT request_id, first_outcome_at, window_closed FROM marts.joined_outcomes ORDER BY 1") == merged
+
+
+def test_an_added_call_before_an_attributed_event_joins_the_day_again(data):
+    # u1's event is filed under D but happens on D+1, after r2 (a call of D+1, not loaded yet): last touch gives it to
+    # r1 until r2 arrives, then to r2, so merging D+1's events alone would be wrong.
+    load(data, {D: [inference("r1", user_id="u1", timestamp="2025-06-01T22:00:00Z")]},
+         {D: [product("m1", user_id="u1", timestamp="2025-06-02T03:00:00Z")]})
+    build(data)
+    assert joined(data)["r1"]["has_outcome"] is True
+    load(data, {D1: [inference("r2", user_id="u1", timestamp="2025-06-02T01:00:00Z")]},
+         {D1: [product("m2", request_id="r1", timestamp="2025-06-02T04:00:00Z")]})
+    s = build(data)
+    assert s.recomputed and not s.extended
+    r1 = joined(data)["r1"]
+    assert (r1["events_attributed"], r1["first_outcome_at"]) == (1, ts("2025-06-02T04:00:00Z"))  # m2 only
+
+
+def test_an_extension_with_no_new_events_only_records_the_added_calls(data):
+    load(data, {D: [inference("r1", user_id="u1", timestamp="2025-06-01T10:00:00Z")]},
+         {D: [product("m1", user_id="u1", timestamp="2025-06-01T11:00:00Z")]})
+    build(data)
+    before = joined(data)["r1"]
+    load(data, {D1: [inference("r2", user_id="u1", timestamp="2025-06-02T01:00:00Z")]}, {})
+    s = build(data)
+    assert s.extended and joined(data)["r1"] == before
+    load(data, {}, {D1: [product("m2", user_id="u1", timestamp="2025-06-02T00:30:00Z")]})  # before r2: r1's
+    s = build(data)
+    assert s.extended and joined(data)["r1"]["events_attributed"] == 2

@@ -82,6 +82,7 @@ def joined_outcomes(context: dg.AssetExecutionContext, config: OutcomeSettings,
                   "weighted_inferences": float(s.weighted_inferences), "window_closed": s.window_closed,
                   "recomputed": s.recomputed,  # False: inputs unchanged since the last join; window_closed updated
                   "checks_recomputed": s.checked,  # False: the attribution checks' inputs unchanged
+                  "extended": s.extended,  # True: only the events of partitions added since were joined and merged
                   "cost_per_success_usd": _number(head["cost_per_success"]),
                   "window_hours": settings.window_hours, **counts},
         check_results=[

@@ -2,12 +2,14 @@
 
 joined_outcomes(D) reads inference partitions D .. D+k and product partitions D .. D+k (k = ceil(window/24h));
 outcome_coverage(D) and cost_daily(D) read joined_outcomes(D) only. Rerunning a day is idempotent, and a
-rerun after late product files land picks the late outcomes up.
+rerun after late product files land picks the late outcomes up. A refresh whose only new inputs are partitions
+added after D (yesterday's, when today lands) attributes just their events and merges them (joined_merge.sql).
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import duckdb
 
@@ -31,6 +33,7 @@ class JoinSummary:
     unknown_request_id: int
     recomputed: bool = True       # False: join inputs unchanged since the last join, only window_closed updated
     checked: bool = True          # False: the attribution checks' inputs unchanged, their counts kept
+    extended: bool = False        # True: only the events added since the last join were attributed and merged
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -53,22 +56,28 @@ def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,
     its join (today's product events), not its checks."""
     ensure_tables(con)
     params = {"dt": dt, **config.params()}
-    join_inputs, check_inputs = _fingerprints(con, params)
+    parts, join_code, join_inputs, check_inputs = _fingerprints(con, params)
     (closed,) = warehouse.run(con, SQL + "window_closed.sql", **params).fetchone()
-    stored = con.execute("""SELECT join_inputs, check_inputs, events, unattributed, unknown_request_id
+    stored = con.execute("""SELECT join_inputs, check_inputs, events, unattributed, unknown_request_id, join_code
                             FROM meta.outcome_inputs WHERE dt = ?""", [dt]).fetchone()
     joined_complete, checks_complete = warehouse.run(con, SQL + "outputs.sql", dt=dt).fetchone()
     join = stored is None or stored[0] != join_inputs or not joined_complete
     checks = stored is None or stored[1] != check_inputs or not checks_complete
+    # Yesterday's usual refresh: today's partitions were added and nothing else changed, so only today's events
+    # are attributed and merged into the day's rows, instead of joining the whole day again.
+    extend = join and joined_complete and stored is not None and stored[5] == join_code
+    events_from = _extension(con, params, parts) if extend else None
     if join:
         # Attribution into a temp table first, then the partition swap in one transaction. Two statements
         # measured ~15% less CPU than one INSERT with the attribution inline (DuckDB plans the shared CTE worse).
-        warehouse.run(con, SQL + "joined_attribute.sql", **params)
+        warehouse.run(con, SQL + "joined_attribute.sql", **params, events_from=events_from or dt)
     stale = not join and con.execute("SELECT count(*) FROM marts.joined_outcomes WHERE dt = ? AND window_closed <> ?",
                                      [dt, closed]).fetchone()[0] > 0
     writes = [("marts.joined_outcomes", dt)] if join or stale else []
     with warehouse.transaction(con, writes=writes + ([("quality.check_results", dt)] if checks else [])):
-        if join:
+        if events_from:
+            warehouse.run(con, SQL + "joined_merge.sql", dt=dt, window_closed=closed)
+        elif join:
             warehouse.run(con, SQL + "joined_write.sql", **params, window_closed=closed)
         elif stale:
             con.execute("UPDATE marts.joined_outcomes SET window_closed = ? WHERE dt = ?", [closed, dt])
@@ -78,10 +87,16 @@ def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,
             events, unattributed, unknown = con.execute(
                 "SELECT events, unattributed, unknown_request_id FROM _jo_check").fetchone()
         else:
-            events, unattributed, unknown = stored[2:]
+            events, unattributed, unknown = stored[2:5]
         con.execute("DELETE FROM meta.outcome_inputs WHERE dt = ?", [dt])
-        con.execute("INSERT INTO meta.outcome_inputs VALUES (?, ?, ?, ?, ?, ?, current_timestamp)",
-                    [dt, join_inputs, check_inputs, events, unattributed, unknown])
+        con.execute("""INSERT INTO meta.outcome_inputs (dt, join_inputs, check_inputs, events, unattributed,
+                       unknown_request_id, computed_at, join_code) VALUES (?, ?, ?, ?, ?, ?, current_timestamp, ?)""",
+                    [dt, join_inputs, check_inputs, events, unattributed, unknown, join_code])
+        if join:
+            con.execute("DELETE FROM meta.outcome_join_parts WHERE dt = ?", [dt])
+            if parts:
+                con.executemany("INSERT INTO meta.outcome_join_parts VALUES (?, ?, ?, ?, ?)",
+                                [(dt, *p) for p in parts])
     rows, weighted, joined, joined_weight, closed = con.execute(
         """SELECT count(*), coalesce(sum(weight), 0), count(*) FILTER (WHERE has_outcome),
                   coalesce(sum(weight) FILTER (WHERE has_outcome), 0), coalesce(bool_and(window_closed), false)
@@ -89,20 +104,47 @@ def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return JoinSummary(dt, rows, weighted, joined, joined_weight / weighted if weighted else None, closed,
-                       events, unattributed, unknown, join, checks)
+                       events, unattributed, unknown, join, checks, bool(events_from))
 
 
-def _fingerprints(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[str, str]:
-    """Digests of the day's inputs (inputs.sql) per scope, with the settings and the SQL that reads them."""
+JOIN_SQL = ("joined_attribute.sql", "joined_write.sql", "joined_merge.sql", "join_extendable.sql")
+
+
+def _fingerprints(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[list[tuple], str, str, str]:
+    """The day's inputs (inputs.sql): the join's partitions as (stream, dt, rows, loaded_at); a digest of the
+    join's settings and SQL; and per scope, a digest of its rows, the settings and the SQL that reads them."""
     rows = warehouse.run(con, SQL + "inputs.sql", **params).fetchall()
     settings = repr((sorted((k, str(v)) for k, v in params.items() if k != "dt"), MAX_UNATTRIBUTED_SHARE))
 
-    def digest(scope: str, files: tuple[str, ...]) -> str:
+    def digest(scope: str | None, files: tuple[str, ...]) -> str:
         code = "".join(warehouse.sql(SQL + name) for name in files + ("inputs.sql",))
         text = repr([tuple(str(x) for x in r) for r in rows if r[0] == scope])
         return hashlib.sha256((code + settings + text).encode()).hexdigest()
-    return (digest("join", ("joined_attribute.sql", "joined_write.sql")),
+    return ([tuple(r[1:]) for r in rows if r[0] == "join"], digest(None, JOIN_SQL), digest("join", JOIN_SQL),
             digest("checks", ("attribution_checks.sql",)))
+
+
+def _extension(con: duckdb.DuckDBPyConnection, params: dict, parts: list[tuple]) -> str | None:
+    """The first product partition to attribute when day D's last join (same settings and SQL, outputs in place)
+    can be extended rather than redone: every partition it read is unchanged, the added ones all come after D and
+    after the product partitions it read, and no added call can take an earlier event (join_extendable.sql).
+    None: join the whole day. A date past the window when only inference partitions were added (no event to add)."""
+    old = {tuple(r) for r in con.execute("SELECT stream, part_dt, rows, loaded_at FROM meta.outcome_join_parts "
+                                         "WHERE dt = ?", [params["dt"]]).fetchall()}
+    new = set(parts)
+    added = new - old
+    if not old or not added or not old <= new:
+        return None
+    day = date.fromisoformat(params["dt"])
+    old_product = sorted(p[1] for p in old if p[0] == "product")
+    added_product = sorted(p[1] for p in added if p[0] == "product")
+    if any(p[1] <= day for p in added) or old_product and added_product and added_product[0] <= old_product[-1]:
+        return None
+    (extendable,) = warehouse.run(con, SQL + "join_extendable.sql", **params, old_product=old_product,
+                                  added_inference=[p[1] for p in added if p[0] == "inference"]).fetchone()
+    if not extendable:
+        return None
+    return (added_product[0] if added_product else day + timedelta(days=params["days"] + 1)).isoformat()
 
 
 def build_outcome_coverage(con: duckdb.DuckDBPyConnection, dt: str, min_join_rate: float = MIN_JOIN_RATE) -> None:

@@ -1,7 +1,9 @@
 -- Attribute product events to the inferences of day D (CONTRACT section 5) → temp table _jo_outcomes, one row
 -- per inference of D that got at least one event. Reads inference partitions D .. D+k and product partitions
 -- D .. D+k only (k = ceil(window / 24 h)): an event can only follow an inference of D by at most the window,
--- so nothing older or newer can matter and the cost tracks the day's data, not history.
+-- so nothing older or newer can matter and the cost tracks the day's data, not history. $events_from: the first
+-- product partition read, D for a whole join, a later one to attribute only the events added since the last join
+-- (engine.py merges them with joined_merge.sql).
 CREATE OR REPLACE TEMP TABLE _jo_outcomes AS
 WITH events AS (
     -- Product events that could fall in the window of one of the day's inferences: [start of D, end of D + window].
@@ -13,7 +15,7 @@ WITH events AS (
            list_contains($conversion_events::VARCHAR[], event) AS is_conversion,
            revenue
     FROM raw.product_events
-    WHERE dt BETWEEN $dt::DATE AND $dt::DATE + $days                   -- DuckDB: DATE + INTEGER adds days
+    WHERE dt BETWEEN $events_from::DATE AND $dt::DATE + $days          -- DuckDB: DATE + INTEGER adds days
       AND "timestamp" >= $dt::DATE::TIMESTAMPTZ
       AND "timestamp" <= ($dt::DATE + 1)::TIMESTAMPTZ + $window
 ),

@@ -80,3 +80,13 @@ CREATE TABLE IF NOT EXISTS meta.outcome_inputs (
     unknown_request_id BIGINT,
     computed_at        TIMESTAMPTZ
 );
+-- digest of the join's settings and SQL alone: with the same, a join can be extended (joined_merge.sql)
+ALTER TABLE meta.outcome_inputs ADD COLUMN IF NOT EXISTS join_code VARCHAR;
+-- The 'join' rows of inputs.sql as of the day's last join: which partitions it read, to tell what was added since.
+CREATE TABLE IF NOT EXISTS meta.outcome_join_parts (
+    dt        DATE NOT NULL,     -- the joined day
+    stream    VARCHAR NOT NULL,  -- inference | product
+    part_dt   DATE NOT NULL,     -- a partition it read
+    rows      BIGINT,
+    loaded_at TIMESTAMPTZ
+);
