@@ -135,7 +135,7 @@ def _extension(con: duckdb.DuckDBPyConnection, params: dict, parts: list[tuple])
     added = new - old
     if not old or not added or not old <= new:
         return None
-    day = date.fromisoformat(params["dt"])
+    day = date.fromisoformat(str(params["dt"]))
     old_product = sorted(p[1] for p in old if p[0] == "product")
     added_product = sorted(p[1] for p in added if p[0] == "product")
     if any(p[1] <= day for p in added) or old_product and added_product and added_product[0] <= old_product[-1]:
