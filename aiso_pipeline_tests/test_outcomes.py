@@ -577,3 +577,31 @@ def test_an_extension_with_no_new_events_only_records_the_added_calls(data):
     load(data, {}, {D1: [product("m2", user_id="u1", timestamp="2025-06-02T00:30:00Z")]})  # before r2: r1's
     s = build(data)
     assert s.extended and joined(data)["r1"]["events_attributed"] == 2
+
+
+def test_a_failed_extension_leaves_the_day_as_it_was_and_merges_once_on_rerun(data, monkeypatch):
+    # The merge and the record of what was merged commit together: a failure in between must not leave merged rows
+    # that the next refresh would merge again.
+    load(data, {D: [inference("r1", user_id="u1", timestamp="2025-06-01T10:00:00Z")]},
+         {D: [product("m1", request_id="r1", timestamp="2025-06-01T11:00:00Z")]})
+    build(data)
+    before = joined(data)["r1"]
+    load(data, {D1: [inference("r2", user_id="u2", timestamp="2025-06-02T01:00:00Z")]},
+         {D1: [product("m2", request_id="r1", timestamp="2025-06-02T02:00:00Z", event="Order Completed",
+                       properties={"revenue": 5.0})]})
+    real_run = warehouse.run
+
+    def failing_run(con, name, **params):
+        result = real_run(con, name, **params)
+        if name.endswith("joined_merge.sql"):
+            raise RuntimeError("crash after the merge, before the commit")
+        return result
+    monkeypatch.setattr(warehouse, "run", failing_run)
+    with pytest.raises(RuntimeError):
+        build(data)
+    monkeypatch.setattr(warehouse, "run", real_run)
+    assert joined(data)["r1"] == before
+    s = build(data)
+    assert s.extended
+    got = joined(data)["r1"]
+    assert (got["events_attributed"], got["converted"], got["revenue"]) == (2, True, 5.0)
