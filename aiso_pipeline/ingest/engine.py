@@ -41,7 +41,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     warehouse.run(con, "ingest/sql/objects.sql")
     warehouse.run(con, f"ingest/sql/{stream}_parse.sql")
     con.execute("CREATE OR REPLACE TEMP TABLE _parsed AS FROM _rows(NULL)")  # the columns, no rows yet
-    # One file at a time: its lines are staged (_staged, numbered by the view _lines), then parsed into _parsed, so only one file's text is held.
+    # One file at a time: its lines are staged (_staged, numbered by the view _lines), then parsed into _parsed,
+    # so only one file's text is held.
     # A file that fails to read (truncated gzip, corrupt Parquet, invalid UTF-8 further in) stages nothing.
     file_errors = {}
     for f in files:

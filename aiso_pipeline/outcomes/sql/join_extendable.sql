@@ -5,9 +5,11 @@
 -- added call, or no such event, is fine. DuckDB-specific: list parameters (list_contains).
 SELECT coalesce(
     (SELECT min("timestamp") FROM raw.inference_events
-     WHERE list_contains($added_inference::DATE[], dt) AND user_id IS NOT NULL)
+     WHERE dt BETWEEN $dt::DATE AND $dt::DATE + $days  -- prunes other days; the list picks the added ones
+       AND list_contains($added_inference::DATE[], dt) AND user_id IS NOT NULL)
     > (SELECT max("timestamp") FROM raw.product_events
-       WHERE list_contains($old_product::DATE[], dt)
+       WHERE dt BETWEEN $dt::DATE AND $dt::DATE + $days
+         AND list_contains($old_product::DATE[], dt)
          AND nullif(request_id, '') IS NULL AND user_id IS NOT NULL
          AND "timestamp" >= $dt::DATE::TIMESTAMPTZ
          AND "timestamp" <= ($dt::DATE + 1)::TIMESTAMPTZ + $window),
