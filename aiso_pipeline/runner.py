@@ -114,4 +114,7 @@ def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
             execute("refresh_outcomes", day)
         for day in days:
             execute("marts", day)
-    warehouse.publish(data)
+    publication = warehouse.publish(data)
+    if progress:
+        progress(f"  publish: ok ({publication.seconds:.1f} s, {len(publication.partitions)} partition(s), "
+                 f"{publication.rows:,} rows)")

@@ -222,10 +222,14 @@ from aiso_pipeline.config import data_dir
 from aiso_pipeline.runner import dagster_instance, run_days
 d = data_dir({str(root)!r})
 hwm = lambda: max(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
-peaks = []  # the process's peak RSS after each run of the night: which step set it
+peaks, walls = [], []  # per run of the night and the publish: peak RSS after it (which step set it), its wall time
+def note(line):
+    step = line.split(': ok')[0].strip()
+    peaks.append((step, round(hwm())))
+    walls.append((step, float(line.split('(', 1)[1].split(' s')[0])))
 start = time.perf_counter()
-run_days(d, [{day.isoformat()!r}], progress=lambda line: peaks.append((line.split(': ok')[0].strip(), round(hwm()))))
-RESULT = {{'seconds': time.perf_counter() - start, 'peak_after_mib': peaks + [('publish', round(hwm()))]}}
+run_days(d, [{day.isoformat()!r}], progress=note)
+RESULT = {{'seconds': time.perf_counter() - start, 'peak_after_mib': peaks, 'wall_s_of': walls}}
 if {steps!r}:
     instance = dagster_instance(d)
     for run in instance.get_runs(limit=50):
@@ -316,6 +320,9 @@ def full(args) -> dict:
     print(f"  floor   {floor['seconds']:7.1f} s  peak {gib(floor['peak_rss_mib'])}  ({floor['rows']:,} joined rows)")
     print(f"  nightly {ours['seconds']:7.1f} s  peak {gib(ours['peak_rss_mib'])}  -> {ours['seconds'] / floor['seconds']:.2f}x floor")
     print("      peak RSS after: " + ", ".join(f"{step} {gib(mib)}" for step, mib in ours.get("peak_after_mib", [])))
+    walls = ours.get("wall_s_of", [])
+    print("      wall (each Dagster run, and the publish): " + ", ".join(f"{step} {sec:.1f} s" for step, sec in walls)
+          + f"; outside them {ours['seconds'] - sum(sec for _, sec in walls):.1f} s")
     for key, value in sorted(ours.items()):
         if "/" in key:
             print(f"      {key:60} {value:6.1f} s")

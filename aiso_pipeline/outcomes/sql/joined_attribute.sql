@@ -35,13 +35,32 @@ candidates AS (
     WHERE dt BETWEEN $dt::DATE AND $dt::DATE + $days
       AND user_id IS NOT NULL
 ),
+reach AS (
+    -- Per user with an inference of D: D's last one, and the first of a later day. An event past the window of
+    -- D's last inference cannot go to D, nor can one at or after the first later inference when all of D's come
+    -- before it (that one, or a later one, is its last touch). Dropping those events before the ASOF join changes
+    -- no result; a refresh that adds a day's events (mostly after the users' next inferences) then sorts only the
+    -- few that can still go to D, and only their users' inferences.
+    SELECT user_id, max(ts) FILTER (WHERE dt = $dt) AS last_of_day, min(ts) FILTER (WHERE dt > $dt) AS first_later
+    FROM candidates
+    GROUP BY user_id
+    HAVING count(*) FILTER (WHERE dt = $dt) > 0
+),
+touch_events AS (
+    SELECT e.*
+    FROM events AS e
+    JOIN reach AS r ON r.user_id = e.user_id
+    WHERE e.request_id IS NULL
+      AND e.ts <= r.last_of_day + $window
+      AND (r.first_later IS NULL OR e.ts < r.first_later OR r.last_of_day >= r.first_later)
+),
 last_touch AS (
     -- DuckDB ASOF JOIN: per event, the same user's latest inference at or before it. The (ts, request_id) pair
     -- breaks ties between inferences with the same timestamp deterministically (the greatest request_id wins):
     -- the event side carries the largest code point so an inference at exactly the event's time qualifies.
     SELECT c.request_id, e.ts, e.is_success, e.is_conversion, e.revenue
-    FROM (SELECT * FROM events WHERE request_id IS NULL AND user_id IS NOT NULL) AS e
-    ASOF JOIN candidates AS c
+    FROM touch_events AS e
+    ASOF JOIN (SELECT * FROM candidates WHERE user_id IN (SELECT user_id FROM touch_events)) AS c
       ON e.user_id = c.user_id
      AND {'t': e.ts, 'r': chr(1114111)} >= {'t': c.ts, 'r': c.request_id}
     WHERE c.dt = $dt
