@@ -562,8 +562,8 @@ def test_nightly_refreshes_extend_the_join_and_match_a_plain_python_attribution(
                                    "FROM marts.joined_outcomes"),
                        columns=["request_id", *expected.columns]).set_index("request_id").sort_index()
     assert expected["has_outcome"].sum() > 20
-    # revenue: an extension adds the new events' sum to the stored one, so the additions run in another order
-    # than one sum over all events; floating point can differ in the last bits, nothing more
+    # revenue is a float sum, and its order of additions differs (an extension adds the new events' sum to the
+    # stored one; the oracle adds in its own order): the last bits may differ, nothing more
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=False, rtol=1e-12)
     # first_outcome_at and window_closed as a whole join computes them
     merged = query(data, "SELECT request_id, first_outcome_at, window_closed FROM marts.joined_outcomes ORDER BY 1")
