@@ -76,11 +76,12 @@ def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,
     writes = [("marts.joined_outcomes", dt)] if join or stale else []
     with warehouse.transaction(con, writes=writes + ([("quality.check_results", dt)] if checks else [])):
         if events_from:
-            warehouse.run(con, SQL + "joined_merge.sql", dt=dt, window_closed=closed)
+            warehouse.run(con, SQL + "joined_merge.sql", dt=dt)
         elif join:
             warehouse.run(con, SQL + "joined_write.sql", **params, window_closed=closed)
-        elif stale:
-            con.execute("UPDATE marts.joined_outcomes SET window_closed = ? WHERE dt = ?", [closed, dt])
+        if events_from or stale:  # rows kept from the last join: their window may have closed since
+            con.execute("UPDATE marts.joined_outcomes SET window_closed = ? WHERE dt = ? AND window_closed <> ?",
+                        [closed, dt, closed])
         if checks:
             warehouse.run(con, SQL + "attribution_checks.sql", **params,
                           max_unattributed_share=MAX_UNATTRIBUTED_SHARE)
