@@ -62,7 +62,8 @@ def test_defaults_and_derived_status(data):
     ingest(data, "inference", DT)
     rows = dict((r[0], r[1:]) for r in query(data, """SELECT request_id, operation, feature, input_tokens,
         output_tokens, cached_input_tokens, status, is_fallback, sample_rate FROM raw.inference_events"""))
-    assert rows["plain"] == ("chat", "default", 0, 0, 0, "ok", False, 1.0)
+    # token counts not reported are NULL (CONTRACT section 2), never 0: the call is unpriced, not free
+    assert rows["plain"] == ("chat", "default", None, None, 0, "ok", False, 1.0)
     assert rows["failed"][5] == "error"
 
 
@@ -122,6 +123,6 @@ def test_every_format_loads_the_same_rows(data, fmt):
                                  features->>'$.lang', (features->>'$.n')::INT, attributes->>'$.region'
                           FROM raw.inference_events ORDER BY request_id""")
     assert rows == [("r1", "gpt-4o", 100, 10, None, None, False, "en", 2, "eu"),
-                    ("r2", "claude-3-5-sonnet-20241022", 0, 0, 850.5, 0.4, True, None, None, None)]
+                    ("r2", "claude-3-5-sonnet-20241022", None, None, 850.5, 0.4, True, None, None, None)]
     # nothing leaks in from the reader (e.g. a `dt` column from the dt= folder name)
     assert query(data, "SELECT json_keys(attributes) FROM raw.inference_events WHERE request_id = 'r1'") == [(["region"],)]

@@ -16,7 +16,7 @@ INFERENCE_CASES = [
     ({"request_id": "x", "timestamp": "2025-06-01T10:00:00Z"}, "missing_required_key: model"),
     (inference("x", timestamp="yesterday"), "unparseable_timestamp: timestamp"),
     (inference("x", timestamp="2025-06-01T10:00:00"), "unparseable_timestamp: timestamp"),  # no offset
-    (inference("x", timestamp="9999999999999999"), "unparseable_timestamp: timestamp"),
+    (inference("x", timestamp="9999999999999999"), "out_of_range: timestamp"),  # epoch µs: the year 2286
     (inference("x", input_tokens="abc"), "invalid_type: input_tokens"),
     (inference("x", input_tokens=-5), "out_of_range: input_tokens"),
     (inference("x", input_tokens=12.5), "out_of_range: input_tokens"),
@@ -92,7 +92,8 @@ def _whole_file(data, name: str, content: bytes):
     ("empty.jsonl.gz", gzip.compress(b""), "empty_file"),
     ("truncated.jsonl.gz", gzip.compress(b'{"request_id": "t"}\n' * 5000)[:300], "unreadable_file"),
     ("garbage.jsonl", bytes(range(256)) * 4, "binary_file"),
-    ("garbage.parquet", b"this is not parquet", "unreadable_file"),
+    ("garbage.parquet", b"PAR1 this is not parquet", "unreadable_file"),  # told by its bytes, not its name
+    ("notes.parquet", b"this is not parquet", "unsupported_format"),
     ("notes.txt", b"hello", "unsupported_format"),
 ])
 def test_unreadable_file_quarantined_whole_and_others_still_load(data, name, content, reason):

@@ -13,11 +13,14 @@ import duckdb
 
 from aiso_pipeline import warehouse
 from aiso_pipeline.config import DataDir
-from aiso_pipeline.ingest.landing import partition_files, preview, whole_file_problem
+from aiso_pipeline.ingest import render, sources
+from aiso_pipeline.ingest.landing import container, partition_files, preview
 from aiso_pipeline.ingest.prices import load_prices
+from aiso_pipeline.ingest.settings import load_settings
+from aiso_pipeline.ingest.stage import NotData, stage
 
 TEMP_TABLES = ("_staged", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
-               "_prices")
+               "_prices", "_inherited")
 
 
 @dataclass(frozen=True)
@@ -30,40 +33,55 @@ class IngestSummary:
     rows_loaded: int
     rows_duplicate: int
     rows_quarantined: int
+    rows_skipped: int
     rows_unpriced: int
     quarantine_reasons: dict[str, int]
+    file_problems: dict[str, str]  # source_file -> why it was quarantined whole
+    sources: dict[str, str]  # source_file -> the declaration it was read as (ingest/sources/)
 
 
 def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str, dt: str) -> IngestSummary:
     files = partition_files(data, stream, dt)
+    settings = load_settings(data)
     if stream == "inference":
         load_prices(con, data)
-    warehouse.run(con, "ingest/sql/objects.sql")
-    warehouse.run(con, f"ingest/sql/{stream}_parse.sql")
-    con.execute("CREATE OR REPLACE TEMP TABLE _parsed AS FROM _rows(NULL)")  # the columns, no rows yet
-    # One file at a time: its lines are staged (_staged, numbered by the view _lines), then parsed into _parsed,
-    # so only one file's text is held.
-    # A file that fails to read (truncated gzip, corrupt Parquet, invalid UTF-8 further in) stages nothing.
-    file_errors = {}
+    warehouse.run(con, "ingest/sql/prelude.sql")
+    for statement in warehouse.statements(render.render_stream(stream)):
+        con.execute(statement)
+    fallback = sources.fallback(stream)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _parsed AS FROM {render.macro_name(fallback)}(NULL, NULL) LIMIT 0")
+    # One file at a time: its records are staged (_staged, numbered by the view _lines), its source recognized from
+    # its first records, then parsed into _parsed, so only one file's text is held. A file that fails to read
+    # (truncated gzip, corrupt Parquet, invalid UTF-8 further in) stages nothing.
+    file_errors, formats, read_as = {}, {}, {}
     for f in files:
-        problem = whole_file_problem(f)
+        c = container(f)
+        formats[f.source_file] = c.label if c.format else None
+        problem = c.problem
         if problem is None:
             try:
-                warehouse.run(con, f"ingest/sql/stage_{f.format}.sql", path=str(f.path))
-                (rows,) = con.execute("INSERT INTO _parsed FROM _rows(?)", [f.source_file]).fetchone()
+                stage(con, f, c, stream)
+                source = recognize(con, stream)
+                read_as[f.source_file] = source.name
+                (rows,) = con.execute(f"INSERT INTO _parsed FROM {render.macro_name(source)}(?, ?)",
+                                      [f.source_file, settings.naive_timezone]).fetchone()
                 problem = None if rows else "empty_file"
+            except NotData as e:
+                problem = str(e)
             except duckdb.Error as e:
                 problem = f"unreadable_file: {str(e).splitlines()[0]}"
         if problem:
             file_errors[f.source_file] = problem
     con.execute("DROP VIEW IF EXISTS _lines")
     con.execute("DROP TABLE IF EXISTS _staged")  # the last file's text: not needed past the parse
-    con.execute("""CREATE OR REPLACE TEMP TABLE _files (source_file VARCHAR, file_format VARCHAR, file_bytes BIGINT,
-                   file_mtime TIMESTAMPTZ, file_error VARCHAR, error_payload VARCHAR)""")
+    for statement in warehouse.statements(render.render_finish(stream)):
+        con.execute(statement)
+    con.execute("""CREATE OR REPLACE TEMP TABLE _files (source_file VARCHAR, file_format VARCHAR, source VARCHAR,
+                   file_bytes BIGINT, file_mtime TIMESTAMPTZ, file_error VARCHAR, error_payload VARCHAR)""")
     if files:
-        con.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?, ?)", [
-            (f.source_file, f.format, f.bytes, f.mtime, file_errors.get(f.source_file),
-             preview(f) if f.source_file in file_errors else None) for f in files])
+        con.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?, ?, ?)", [
+            (f.source_file, formats[f.source_file], read_as.get(f.source_file), f.bytes, f.mtime,
+             file_errors.get(f.source_file), preview(f) if f.source_file in file_errors else None) for f in files])
 
     warehouse.run(con, "ingest/sql/dedup.sql", dt=dt)
     if stream == "inference":
@@ -72,19 +90,31 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                                             ("quality.ingest_log", dt)]):
         warehouse.run(con, f"ingest/sql/{stream}_write.sql", dt=dt)
         warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream)
-    summary = _summarize(con, stream, dt, len(files), len(file_errors))
+    summary = _summarize(con, stream, dt, len(files), file_errors, read_as)
     con.execute("DROP VIEW IF EXISTS _history")
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return summary
 
 
-def _summarize(con, stream: str, dt: str, n_files: int, n_bad_files: int) -> IngestSummary:
-    read, loaded, dup, quarantined, unpriced = con.execute(
+def recognize(con: duckdb.DuckDBPyConnection, stream: str) -> sources.Source:
+    """The source of the staged file: the declaration whose `recognize` matches most of its first records (ties go
+    to the one declared first), else the stream's fallback (its flat canonical form)."""
+    counts = dict(con.execute(f"FROM _recognize_{stream}()").fetchall())
+    candidates = [s for s in sources.for_stream(stream) if counts.get(s.name)]
+    if not candidates:
+        return sources.fallback(stream)
+    return max(candidates, key=lambda s: counts[s.name])  # max keeps the first of equals: declaration order
+
+
+def _summarize(con, stream: str, dt: str, n_files: int, file_errors: dict[str, str],
+               read_as: dict[str, str]) -> IngestSummary:
+    read, loaded, dup, quarantined, skipped, unpriced = con.execute(
         """SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0), coalesce(sum(rows_duplicate), 0),
-                  coalesce(sum(rows_quarantined), 0), coalesce(sum(rows_unpriced), 0)
+                  coalesce(sum(rows_quarantined), 0), coalesce(sum(rows_skipped), 0), coalesce(sum(rows_unpriced), 0)
            FROM quality.ingest_log WHERE stream = ? AND dt = ?""", [stream, dt]).fetchone()
     reasons = dict(con.execute(
         """SELECT reason, count(*) FROM quality.quarantine WHERE stream = ? AND dt = ?
            GROUP BY reason ORDER BY count(*) DESC, reason""", [stream, dt]).fetchall())
-    return IngestSummary(stream, dt, n_files, n_bad_files, read, loaded, dup, quarantined, unpriced, reasons)
+    return IngestSummary(stream, dt, n_files, len(file_errors), read, loaded, dup, quarantined, skipped, unpriced,
+                         reasons, dict(file_errors), dict(read_as))

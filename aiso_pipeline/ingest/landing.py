@@ -10,22 +10,30 @@ from pathlib import Path
 from aiso_pipeline.config import STREAMS, DataDir
 from aiso_pipeline.errors import AisoError
 
-FORMATS = {".jsonl.gz": "jsonl", ".ndjson.gz": "jsonl", ".jsonl": "jsonl", ".ndjson": "jsonl",
-           ".parquet": "parquet", ".csv": "csv"}
 SNIFF_BYTES = 64 * 1024
+GZIP_MAGIC, ZSTD_MAGIC, PARQUET_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PAR1"
+CONTAINERS = "JSON lines, a JSON document, Parquet or CSV, plain, gzip or zstd"
 
 
 @dataclass(frozen=True)
 class LandingFile:
     path: Path
     source_file: str  # path relative to the data directory, as recorded in the tables
-    format: str | None  # None: not a supported format
     bytes: int
     mtime: datetime
 
 
-def file_format(name: str) -> str | None:
-    return next((fmt for ext, fmt in FORMATS.items() if name.lower().endswith(ext)), None)
+@dataclass(frozen=True)
+class Container:
+    """What a file holds, told from its bytes (never its name): `format` jsonl | json | parquet | csv,
+    `compression` none | gzip | zstd; or `problem`, why it fits no reader (the file is quarantined whole)."""
+    format: str | None = None
+    compression: str = "none"
+    problem: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.format if self.compression == "none" else f"{self.format}+{self.compression}"
 
 
 def require_landing(data: DataDir, stream: str) -> Path:
@@ -52,43 +60,78 @@ def partition_files(data: DataDir, stream: str, dt: str) -> list[LandingFile]:
         if path.name.startswith((".", "_")):
             continue
         stat = path.stat()
-        files.append(LandingFile(path, path.relative_to(data.root).as_posix(), file_format(path.name),
-                                 stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
+        files.append(LandingFile(path, path.relative_to(data.root).as_posix(), stat.st_size,
+                                 datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
     return files
 
 
-def whole_file_problem(f: LandingFile) -> str | None:
-    """Why the file must be quarantined whole before parsing, or None. Row-level problems come later."""
-    if f.format is None:
-        return f"unsupported_format: expected {', '.join(FORMATS)}"
+def _decompressed_head(raw: bytes, compression: str) -> bytes:
+    if compression == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, SNIFF_BYTES)
+    if compression == "zstd":
+        return _zstd_head(raw)
+    return raw
+
+
+def _zstd_head(raw: bytes) -> bytes:
+    import io
+
+    import zstandard
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)) as reader:
+        out = b""
+        while len(out) < SNIFF_BYTES:
+            try:
+                chunk = reader.read(SNIFF_BYTES - len(out))
+            except zstandard.ZstdError:
+                if out:  # the sniffed bytes end mid-frame: what came before is enough
+                    break
+                raise
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def container(f: LandingFile) -> Container:
+    """What the file holds, from its first bytes; Container.problem when it is empty or fits no reader."""
     if f.bytes == 0:
-        return "empty_file"
+        return Container(problem="empty_file")
     with open(f.path, "rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-    if f.format == "parquet":
-        return None if head[:4] == b"PAR1" else "unreadable_file: not a Parquet file"
-    if f.path.name.lower().endswith(".gz"):
-        try:
-            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, SNIFF_BYTES)
-        except zlib.error:
-            return "unreadable_file: not a valid gzip file"
-    if b"\x00" in head:
-        return "binary_file: contains NUL bytes"
+        raw = fh.read(SNIFF_BYTES)
+    if raw.startswith(PARQUET_MAGIC):
+        return Container("parquet")
+    compression = "gzip" if raw.startswith(GZIP_MAGIC) else "zstd" if raw.startswith(ZSTD_MAGIC) else "none"
     try:
-        head.decode("utf-8")
+        head = _decompressed_head(raw, compression)
+    except Exception:  # noqa: BLE001 - zlib.error, zstandard.ZstdError: whatever the codec says, it is not one
+        return Container(problem=f"unreadable_file: not a valid {compression} file")
+    if b"\x00" in head:
+        return Container(problem="binary_file: contains NUL bytes")
+    try:
+        text = head.decode("utf-8")
     except UnicodeDecodeError as e:
         if e.start < len(head) - 4:  # a multi-byte character cut at the sniff boundary is fine
-            return "binary_file: not UTF-8 text"
-    return None
+            return Container(problem="binary_file: not UTF-8 text")
+        text = head[:e.start].decode("utf-8")
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        return Container(problem="empty_file")
+    first_line = stripped.split("\n", 1)[0].strip()
+    if first_line in ("{", "[") or first_line.startswith("[") or first_line.endswith("[") and not first_line.endswith("]"):
+        return Container("json", compression)  # one JSON document (an array of records, or pretty-printed)
+    if stripped.startswith("{"):
+        return Container("jsonl", compression)
+    return Container("csv", compression)
 
 
 def preview(f: LandingFile, limit: int = 256) -> str:
     """The first bytes of a file, printable, for the quarantine payload of a whole-file rejection."""
-    try:
-        opener = gzip.open if f.path.name.lower().endswith(".gz") else open
-        with opener(f.path, "rb") as fh:
-            head = fh.read(limit)
-    except (OSError, EOFError, zlib.error):
-        with open(f.path, "rb") as fh:
-            head = fh.read(limit)
+    with open(f.path, "rb") as fh:
+        head = fh.read(limit)
+    if head.startswith(GZIP_MAGIC):
+        try:
+            with gzip.open(f.path, "rb") as fh:
+                head = fh.read(limit)
+        except (OSError, EOFError, zlib.error):
+            pass
     return head.decode("utf-8", errors="backslashreplace")

@@ -147,9 +147,12 @@ def _build_catalog(con, data: DataDir, tables: dict, lake: list[str], number: in
             target = f"{CATALOG}.{_name(table)}"
             if table in lake and files.get(table):
                 listing = ", ".join(f"'{_literal(f)}'" for f in files[table])
-                select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns)
-                con.execute(f"CREATE VIEW {target} AS SELECT {select} "
-                            f"FROM read_parquet([{listing}], union_by_name = true)")
+                reader = f"read_parquet([{listing}], union_by_name = true)"
+                # a column added since every listed file was written reads as NULL until its days are rewritten
+                present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+                select = ", ".join((f'CAST("{c}" AS {t})' if c in present else f"NULL::{t}") + f' AS "{c}"'
+                                   for c, t in columns)
+                con.execute(f"CREATE VIEW {target} AS SELECT {select} FROM {reader}")
             else:
                 con.execute(f"CREATE TABLE {target} AS SELECT * FROM {_name(table)}")
         run(con, "warehouse/sql/published.sql", database_id=database_id, seq=upto, publication=number)

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS raw.inference_events (
     line_number         BIGINT,
     loaded_at           TIMESTAMPTZ
 );
+-- Columns added since the table was first created (a working database from before keeps its rows).
+ALTER TABLE raw.inference_events ADD COLUMN IF NOT EXISTS record_number BIGINT;  -- the span within an OTLP line
+ALTER TABLE raw.inference_events ADD COLUMN IF NOT EXISTS trace_id VARCHAR;      -- span sources: the trace
+ALTER TABLE raw.inference_events ADD COLUMN IF NOT EXISTS span_id VARCHAR;       -- and the span of the call
 
 CREATE TABLE IF NOT EXISTS raw.product_events (
     message_id   VARCHAR NOT NULL,
@@ -50,6 +54,7 @@ CREATE TABLE IF NOT EXISTS raw.product_events (
     line_number  BIGINT,
     loaded_at    TIMESTAMPTZ
 );
+ALTER TABLE raw.product_events ADD COLUMN IF NOT EXISTS record_number BIGINT;
 
 CREATE TABLE IF NOT EXISTS quality.quarantine (
     stream         VARCHAR NOT NULL,
@@ -60,6 +65,7 @@ CREATE TABLE IF NOT EXISTS quality.quarantine (
     payload        VARCHAR,
     quarantined_at TIMESTAMPTZ
 );
+ALTER TABLE quality.quarantine ADD COLUMN IF NOT EXISTS record_number BIGINT;  -- the span within an OTLP line
 
 CREATE TABLE IF NOT EXISTS quality.ingest_log (
     stream           VARCHAR NOT NULL,
@@ -76,6 +82,9 @@ CREATE TABLE IF NOT EXISTS quality.ingest_log (
     file_error       VARCHAR,        -- set when the whole file was quarantined
     loaded_at        TIMESTAMPTZ
 );
+ALTER TABLE quality.ingest_log ADD COLUMN IF NOT EXISTS source VARCHAR;         -- the declaration it was read as
+ALTER TABLE quality.ingest_log ADD COLUMN IF NOT EXISTS rows_skipped BIGINT;    -- records that are not events
+ALTER TABLE quality.ingest_log ADD COLUMN IF NOT EXISTS skip_reasons JSON;      -- {kind: count} of those
 
 CREATE TABLE IF NOT EXISTS quality.check_results (
     dt             DATE NOT NULL,

@@ -1,0 +1,516 @@
+"""Render the parse SQL of every source from the declarations (ingest/sources/): one renderer, no per-source SQL.
+
+For each source, a table macro `_rows_<source>(source_file)` reads the staged file (`_lines`: line_number, payload)
+and returns one row per record with the same columns for every source of a stream (RowShape): where it came from,
+its dedup key, `reason` (NULL for a good row, else every problem of the row, '; '-separated), `skip_reason` (NULL
+unless the record is not one to load, e.g. an HTTP span or a Segment `identify` call), the typed canonical columns
+and `attributes` (whatever the declaration does not map). Typing and the quarantine rules come from fields.yaml,
+the same for every source.
+
+Engine-specific expressions are the methods of `DuckDBDialect`; a second engine implements the same methods (and
+its record readers) instead of transpiling SQL.
+"""
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from aiso_pipeline.ingest.sources import Condition, Field, Path_, Source, Stream, for_stream, sources, streams
+
+# OTLP span fields a declaration may name (besides attributes/<name> and resource/attributes/<name>): the
+# ExportTraceServiceRequest span, its scope, its status (opentelemetry-proto, JSON encoding).
+OTLP_SPAN_FIELDS = ("traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano", "endTimeUnixNano",
+                    "status/code", "status/message", "scope/name", "scope/version")
+RECOGNIZE_SAMPLE = 20  # records read from the head of a file to recognize its source
+
+SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN", "enum": "VARCHAR",
+             "timestamp": "TIMESTAMPTZ", "object": "JSON", "scalar_object": "JSON"}
+
+
+def _literal(value) -> str:
+    """A declared default as SQL."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return q(str(value))
+
+
+def q(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDBDialect:
+    """The engine-specific expressions the renderer needs."""
+
+    @staticmethod
+    def json_path(keys: tuple[str, ...]) -> str:
+        out = "$"
+        for k in keys:
+            out += "[*]" if k == "*" else "." + json.dumps(k)
+        return out
+
+    @staticmethod
+    def list_get(lst: str, i: int) -> str:
+        return f"{lst}[{i}]"
+
+    @staticmethod
+    def try_double(x: str) -> str:
+        return f"try_cast({x} AS DOUBLE)"
+
+    @staticmethod
+    def concat_reasons(parts: list[str]) -> str:
+        return f"nullif(concat_ws('; ', {', '.join(parts)}), '')" if parts else "NULL"
+
+
+D = DuckDBDialect
+
+
+# --- record readers: how a path of a declaration becomes an expression on one record -------------------------
+
+class JsonRecords:
+    """One JSON object per line (JSON lines, and Parquet and CSV rows staged as JSON). Every path the source reads
+    is extracted in one pass: `v` is the list of their values as text (objects and arrays as JSON text)."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        paths = source.key_paths()
+        self.index = {k: i + 1 for i, k in enumerate(k for k in paths if "*" not in k)}
+        self.wildcards = [k for k in paths if "*" in k]
+
+    def get(self, keys: tuple[str, ...]) -> str:
+        if "*" in keys:  # its own pass: a wildcard path gives a list, the first element that has a value wins
+            return (f"CASE WHEN is_object THEN list_filter(json_extract_string(payload, {q(D.json_path(keys))}), "
+                    f"lambda e: e IS NOT NULL)[1] END")
+        return D.list_get("v", self.index[keys])
+
+    def records_sql(self) -> str:
+        paths = ", ".join(q(D.json_path(k)) for k in self.index)
+        return f"""lines AS (
+    SELECT line_number, payload,
+           -- a JSON text that opens with {{ can only be an object; the regex runs only for lines that do not
+           starts_with(payload, '{{') OR regexp_matches(payload, '^\\s*\\{{') AS opens_object
+    FROM _lines
+    WHERE starts_with(payload, '{{') OR regexp_matches(payload, '\\S')  -- not blank (a blank line is NULL or spaces)
+), records AS (
+    -- try(): a malformed line gives NULL instead of failing the file
+    SELECT line_number, 1 AS record_number, payload,
+           CASE WHEN opens_object THEN try(json_extract_string(payload, [{paths}])) END AS v,
+           v IS NOT NULL AS is_object,
+           v IS NOT NULL OR (NOT opens_object AND coalesce(json_valid(payload), false)) AS valid_json,
+           NULL::VARCHAR AS structure_problem
+    FROM lines
+)"""
+
+    def attributes_sql(self) -> str:
+        """Everything the declaration does not read: the record minus the keys it maps (json_merge_patch deletes a
+        key patched with null). A container the source reads only part of (e.g. `usage`) keeps its other keys."""
+        patch: dict = {}
+        whole = set()
+        for keys in self.index:
+            if len(keys) == 1:
+                whole.add(keys[0])
+        for keys in sorted(self.index, key=len):  # wildcard paths read inside arrays: the array is kept
+            if keys[0] in whole and len(keys) > 1:
+                continue
+            node = patch
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+                if node is None:
+                    break
+            else:
+                node[keys[-1]] = None
+        consumed = "[" + ", ".join(q(k) for k in sorted(whole)) + "]" if whole else "[]::VARCHAR[]"
+        return (f"CASE WHEN is_object AND len(list_filter(json_keys(payload), lambda k: NOT list_contains({consumed}, k))) > 0"
+                f" THEN nullif(json_merge_patch(payload, {q(json.dumps(patch))})::VARCHAR, '{{}}')::JSON END")
+
+
+class OtlpRecords:
+    """OTLP/JSON as the OpenTelemetry Collector `file` exporter writes it: one ExportTraceServiceRequest per line,
+    spans under resourceSpans[].scopeSpans[].spans[], attributes as key/value arrays. Each span is a record;
+    `attributes/<name>` is a span attribute, `resource/attributes/<name>` one of its resource."""
+
+    ATTR = ('[{"key": "VARCHAR", "value": {"stringValue": "VARCHAR", "intValue": "VARCHAR", "doubleValue": "VARCHAR",'
+            ' "boolValue": "VARCHAR", "arrayValue": "JSON", "kvlistValue": "JSON", "bytesValue": "VARCHAR"}}]')
+    LINE = ('{"resourceSpans": [{"resource": {"attributes": %s}, "scopeSpans": [{"scope": {"name": "VARCHAR", '
+            '"version": "VARCHAR"}, "spans": ["JSON"]}]}]}') % ATTR
+    SPAN = ('{"traceId": "VARCHAR", "spanId": "VARCHAR", "parentSpanId": "VARCHAR", "name": "VARCHAR", '
+            '"kind": "VARCHAR", "startTimeUnixNano": "VARCHAR", "endTimeUnixNano": "VARCHAR", "attributes": %s, '
+            '"status": {"code": "VARCHAR", "message": "VARCHAR"}}') % ATTR
+
+    def __init__(self, source: Source):
+        self.source = source
+        keys = source.key_paths()
+        self.mapped_attrs = sorted({k[1] for k in keys if len(k) == 2 and k[0] == "attributes"})
+        self.mapped_resource = sorted({k[2] for k in keys if len(k) == 3 and k[:2] == ("resource", "attributes")})
+        for k in keys:
+            text = "/".join(k)
+            if not (text in OTLP_SPAN_FIELDS or (len(k) == 2 and k[0] == "attributes")
+                    or (len(k) == 3 and k[:2] == ("resource", "attributes"))):
+                raise ValueError(f"{source.file}: {text!r} is not an OTLP span path")
+
+    def get(self, keys: tuple[str, ...]) -> str:
+        if keys[0] == "attributes":
+            return f"av[list_position(ak, {q(keys[1])})]"
+        if keys[0] == "resource":
+            return f"rv[list_position(rk, {q(keys[2])})]"
+        if keys[0] == "scope":
+            return f"scope.{keys[1]}"
+        if keys[0] == "status":
+            return f"s.status.{keys[1]}"
+        return f"s.{ident(keys[0])}"
+
+    def records_sql(self) -> str:
+        return f"""lines AS (
+    SELECT line_number, payload, starts_with(payload, '{{') OR regexp_matches(payload, '^\\s*\\{{') AS opens_object
+    FROM _lines
+    WHERE starts_with(payload, '{{') OR regexp_matches(payload, '\\S')
+), docs AS (
+    SELECT line_number, payload, opens_object,
+           CASE WHEN opens_object THEN try(json_transform(payload, {q(self.LINE)})) END AS doc,
+           doc IS NOT NULL OR (NOT opens_object AND coalesce(json_valid(payload), false)) AS valid_json
+    FROM lines
+), shaped AS (
+    SELECT *,
+           -- levels of the wrong JSON type would silently hold no spans: name them instead
+           CASE WHEN doc IS NULL THEN NULL
+                WHEN json_type(payload, '$.resourceSpans') IS DISTINCT FROM 'ARRAY'
+                     THEN 'unparseable: resourceSpans is not an array'
+                WHEN NOT list_bool_and(list_transform(json_type(payload, '$.resourceSpans[*].scopeSpans'),
+                                                      lambda t: t IN ('ARRAY', 'NULL')))
+                     THEN 'unparseable: scopeSpans is not an array'
+                WHEN NOT list_bool_and(list_transform(json_type(payload, '$.resourceSpans[*].scopeSpans[*].spans'),
+                                                      lambda t: t IN ('ARRAY', 'NULL')))
+                     THEN 'unparseable: spans is not an array' END AS structure_problem,
+           CASE WHEN structure_problem IS NULL THEN flatten(flatten(list_transform(doc.resourceSpans, lambda r:
+               list_transform(r.scopeSpans, lambda sc: list_transform(sc.spans, lambda sp:
+                   {{'resource': r.resource.attributes, 'scope': sc.scope, 'span': sp}}))))) END AS spans
+    FROM docs
+), exploded AS (
+    -- a line that is not an OTLP request at all is one record, quarantined whole
+    SELECT line_number, 1 AS record_number, payload, NULL AS item, valid_json, false AS line_ok, structure_problem
+    FROM shaped WHERE doc IS NULL OR structure_problem IS NOT NULL
+    UNION ALL
+    SELECT line_number, unnest(generate_series(1, len(spans))) AS record_number, NULL AS payload,
+           unnest(spans) AS item, true, true, NULL
+    FROM shaped WHERE doc IS NOT NULL AND structure_problem IS NULL
+), spans AS (
+    SELECT line_number, record_number, valid_json, structure_problem,
+           coalesce(payload, item.span::VARCHAR) AS payload,
+           line_ok AND starts_with(item.span::VARCHAR, '{{') AS is_object,
+           CASE WHEN line_ok AND starts_with(item.span::VARCHAR, '{{') THEN json_transform(item.span, {q(self.SPAN)}) END AS s,
+           item.scope AS scope, item.resource AS resource_attributes
+    FROM exploded
+), records AS (
+    SELECT *,
+           list_transform(s.attributes, lambda a: a.key) AS ak,
+           list_transform(s.attributes, lambda a: otlp_value_text(a.value)) AS av,
+           list_transform(resource_attributes, lambda a: a.key) AS rk,
+           list_transform(resource_attributes, lambda a: otlp_value_text(a.value)) AS rv,
+           s.attributes AS span_attributes
+    FROM spans
+)"""
+
+    def attributes_sql(self) -> str:
+        span_keys = "[" + ", ".join(q(k) for k in self.mapped_attrs) + "]::VARCHAR[]"
+        res_keys = "[" + ", ".join(q(k) for k in self.mapped_resource) + "]::VARCHAR[]"
+        return (f"CASE WHEN is_object THEN otlp_attributes(span_attributes, {span_keys}, resource_attributes, "
+                f"{res_keys}, s.name, s.kind, scope.name, s.status.message) END")
+
+
+READERS = {"json": JsonRecords, "otlp": OtlpRecords}
+
+
+# --- typing and rules, from fields.yaml ------------------------------------------------------------------------
+
+def _path_text(reader, p: Path_, zone: str) -> str:
+    """A path entry's value as text, its conversions applied (scale and between apply to numbers: _number)."""
+    if p.sum:
+        parts = [reader.get(k) for k in p.sum]
+        present = f"coalesce({', '.join(parts)})"
+        total = " + ".join(f"coalesce({D.try_double(x)}, CASE WHEN {x} IS NULL THEN 0 END)" for x in parts)
+        # a part that is not a number makes the sum one too: invalid, not absent
+        return f"CASE WHEN {present} IS NOT NULL THEN coalesce(({total})::VARCHAR, 'not a number') END"
+    if p.between:
+        start, end = (reader.get(k) for k in p.between)
+        return f"CASE WHEN {start} IS NOT NULL AND {end} IS NOT NULL THEN {start} || ' .. ' || {end} END"
+    x = reader.get(p.keys)
+    if p.strip:
+        x = f"CASE WHEN starts_with({x}, {q(p.strip)}) THEN {x}[{len(p.strip) + 1}:] ELSE {x} END"
+    if p.map:
+        whens = " ".join(f"WHEN {q(k)} THEN {'NULL' if v is None else q(v)}" for k, v in p.map)
+        x = f"CASE lower({x}) {whens} ELSE {x} END"
+    if p.value is not None:
+        x = f"CASE WHEN {x} IS NOT NULL THEN {q(p.value)} END"
+    if p.unless is not None:
+        x = f"CASE WHEN {_condition(reader, p.unless)} THEN NULL ELSE {x} END"
+    return x
+
+
+def _raw(reader, f: Field, paths: tuple[Path_, ...], zone: str) -> str:
+    """The field's raw text: the first path with a non-blank value."""
+    if not paths:
+        return "NULL::VARCHAR"
+    parts = []
+    for p in paths:
+        x = _path_text(reader, p, zone)
+        parts.append(f"nullif(trim({x}), '')" if f.trim else f"nullif({x}, '')")
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def _number(reader, paths: tuple[Path_, ...], zone: str) -> str:
+    """A number from the first path that has a value, scaled (unit conversion) or computed from two timestamps."""
+    whens = []
+    for p in paths:
+        if p.between:
+            start, end = (f"parse_timestamp({reader.get(k)}, {zone})" for k in p.between)
+            whens.append(f"WHEN {reader.get(p.between[0])} IS NOT NULL AND {reader.get(p.between[1])} IS NOT NULL "
+                         f"THEN (epoch_us({end}) - epoch_us({start})) / 1000.0")
+        else:
+            x = f"nullif({_path_text(reader, p, zone)}, '')"
+            scaled = D.try_double(x) + (f" * {p.scale!r}" if p.scale is not None else "")
+            whens.append(f"WHEN {x} IS NOT NULL THEN {scaled}")
+    return "CASE " + " ".join(whens) + " END" if whens else "NULL::DOUBLE"
+
+
+def _timestamp(reader, paths: tuple[Path_, ...], zone: str) -> str:
+    whens = [f"WHEN nullif(trim({_path_text(reader, p, zone)}), '') IS NOT NULL "
+             f"THEN parse_timestamp(trim({_path_text(reader, p, zone)}), {zone})" for p in paths]
+    return "CASE " + " ".join(whens) + " END" if whens else "NULL::TIMESTAMPTZ"
+
+
+def _range(x: str, f: Field) -> str | None:
+    checks = []
+    if f.min is not None:
+        checks.append(f"{x} >= {f.min!r}")
+    if f.max is not None:
+        checks.append(f"{x} <= {f.max!r}")
+    if f.max_abs is not None:
+        checks.append(f"abs({x}) <= {f.max_abs!r}")
+    if f.type == "number":
+        checks.append(f"isfinite({x})")
+    return " AND ".join(checks) or None
+
+
+def _typed(reader, f: Field, paths: tuple[Path_, ...], zone: str) -> tuple[str, str | None]:
+    """(typed value, problem): the canonical column's SQL and the SQL of its quarantine reason (NULL when fine)."""
+    r = f"_r.{ident(f.name)}"
+    name = f.reason_name
+    default = _literal(f.default)
+    if f.type == "string":
+        value = r if f.default is None else f"coalesce({r}, {default})"
+        if f.inherit and f.default is not None:  # a span with a parent asks its ancestors first (render_finish)
+            value = f"CASE WHEN _r.parent_span_id IS NULL THEN {value} ELSE {r} END"
+        problem = f"CASE WHEN {r} IS NULL THEN 'missing_required_key: {name}' END" if f.required else None
+        return value, problem
+    if f.type == "timestamp":
+        value = _timestamp(reader, paths, zone)
+        missing = f"WHEN {r} IS NULL THEN 'missing_required_key: {name}' " if f.required else ""
+        return value, (f"CASE {missing}WHEN {r} IS NOT NULL AND {ident(f.name)} IS NULL THEN 'unparseable_timestamp: {name}' "
+                       f"WHEN year({ident(f.name)}) NOT BETWEEN 2000 AND 2100 THEN 'out_of_range: {name}' END")
+    if f.type == "integer":
+        d = D.try_double(r)
+        ok = " AND ".join(filter(None, [f"{d} = floor({d})", _range(d, f)]))
+        value = f"CASE WHEN {ok} THEN {d}::BIGINT WHEN {r} IS NULL THEN {default} END"
+        return value, (f"CASE WHEN {r} IS NOT NULL AND {d} IS NULL THEN 'invalid_type: {name}' "
+                       f"WHEN {r} IS NOT NULL AND {ident(f.col)} IS NULL THEN 'out_of_range: {name}' END")
+    if f.type == "number":
+        n = _number(reader, paths, zone)
+        value = n if f.default is None else f"coalesce({n}, CASE WHEN {r} IS NULL THEN {default} END)"
+        rng = _range(ident(f.col), f)
+        return value, (f"CASE WHEN {r} IS NOT NULL AND {ident(f.col)} IS NULL THEN 'invalid_type: {name}' "
+                       + (f"WHEN NOT ({rng}) THEN 'out_of_range: {name}' " if rng else "") + "END")
+    if f.type == "boolean":
+        value = (f"CASE WHEN lower({r}) IN ('true', '1') THEN true WHEN lower({r}) IN ('false', '0') THEN false "
+                 f"WHEN {r} IS NULL THEN {default} END")
+        return value, f"CASE WHEN {ident(f.col)} IS NULL AND {r} IS NOT NULL THEN 'invalid_type: {name}' END"
+    if f.type == "enum":
+        fallback = default
+        if f.default_if:
+            whens = " ".join(f"WHEN _r.{ident(k)} IS NOT NULL THEN {q(v)}" for k, v in f.default_if)
+            fallback = f"CASE {whens} ELSE {default} END"
+        value = f"coalesce(lower({r}), {fallback})"
+        values = ", ".join(q(v) for v in f.values)
+        return value, f"CASE WHEN {ident(f.col)} NOT IN ({values}) THEN 'out_of_range: {name}' END"
+    if f.type in ("object", "scalar_object"):
+        # the value is an object, or (CSV, exports that encode it) a string holding one
+        value = f"CASE WHEN {r} IS NULL OR {r} = 'null' THEN NULL ELSE try(json({r})) END"
+        bad = f"{r} IS NOT NULL AND {r} <> 'null' AND ({ident(f.col)} IS NULL OR NOT starts_with(ltrim({r}), '{{'))"
+        if f.type == "object":
+            return value, f"CASE WHEN {bad} THEN 'invalid_type: {name}' END"
+        x = ident(f.col)
+        return value, f"""CASE WHEN {bad} THEN 'invalid_type: {name}'
+                 -- a nested object or array needs a {{ or [ after the opening brace: only then is it parsed again
+                 WHEN (contains({x}[2:], '{{') OR contains({x}, '[')) AND list_has_any(json_type({x}, '$.*'), ['OBJECT', 'ARRAY'])
+                      THEN 'invalid_type: {name}'
+                 -- DuckDB's JSON reader accepts NaN / Infinity, which strict JSON readers (and analysts' tools) reject
+                 WHEN (contains({x}, 'NaN') OR contains({x}, 'Infinity')) AND list_bool_or(list_transform(json_extract({x}, '$.*'),
+                      lambda j: CASE WHEN json_type(j) = 'DOUBLE' THEN NOT isfinite(try_cast(j AS DOUBLE)) END))
+                      THEN 'invalid_type: {name}' END"""
+    raise ValueError(f.type)
+
+
+def _condition(reader, c: Condition) -> str:
+    if c.path:
+        x = reader.get(c.path)
+        if c.values:
+            test = f"lower({x}) IN ({', '.join(q(v) for v in c.values)})"
+            return f"({x} IS NULL OR {test})" if c.absent else f"coalesce({test}, false)"
+        return f"({x} IS NOT NULL)"
+    if c.any:
+        inner = "(" + " OR ".join(_condition(reader, x) for x in c.any) + ")"
+    else:
+        inner = "(" + " AND ".join(_condition(reader, x) for x in c.all) + ")"
+    return f"(NOT {inner})" if c.negate else inner
+
+
+# --- the macro of one source -----------------------------------------------------------------------------------
+
+def row_shape(stream: Stream) -> list[tuple[str, str]]:
+    """The columns every source of a stream returns, in order, with their types."""
+    head = [("source_file", "VARCHAR"), ("line_number", "BIGINT"), ("record_number", "BIGINT"),
+            ("dedup_key", "VARCHAR"), ("reason", "VARCHAR"), ("skip_reason", "VARCHAR"), ("payload", "VARCHAR")]
+    body = [(f.col, SQL_TYPES[f.type]) for f in stream.fields.values()]
+    return head + body + [("attributes", "JSON")]
+
+
+def macro_name(source: Source) -> str:
+    return f"_rows_{source.name}"
+
+
+@cache
+def render_source(name: str) -> str:
+    source = next(s for s in sources() if s.name == name)
+    stream = streams()[source.stream]
+    reader = READERS[source.record](source)
+    # timestamps without a zone: the source's documented zone, else the data directory's setting, else rejected
+    zone = q(source.naive_timezone) if source.naive_timezone else "naive_zone"
+    raws, typed, problems = [], [], []
+    for f in stream.fields.values():
+        paths = source.fields.get(f.name, ())
+        raws.append(f"{q(f.name)}: {_raw(reader, f, paths, zone)}")
+        value, problem = _typed(reader, f, paths, zone)
+        typed.append(f"{value} AS {ident(f.col)}")
+        if problem:
+            problems.append(problem)
+        if f.at_most:
+            other = stream.fields[f.at_most]
+            problems.append(f"CASE WHEN {ident(f.col)} > {ident(other.col)} THEN "
+                            f"'out_of_range: {f.reason_name} > {other.reason_name}' END")
+    for group in stream.one_of:
+        missing = " AND ".join(f"{ident(stream.fields[k].col)} IS NULL" for k in group)
+        problems.append(f"CASE WHEN {missing} THEN 'missing_required_key: {' or '.join(group)}' END")
+    keep = _condition(reader, source.keep) if source.keep else "true"
+    skip_names = [_path_text(reader, p, zone) for p in source.skip_reason]
+    skip_reason = f"coalesce({', '.join(skip_names + [q('not a ' + ('model call' if source.stream == 'inference' else 'track call'))])})"
+    columns = ",\n       ".join(f"{ident(c)}::{t} AS {ident(c)}" for c, t in row_shape(stream)[7:-1])
+    typed_sql = ",\n           ".join(typed)
+    dedup = ident(stream.fields[stream.dedup_key].col)
+    return f"""-- Rendered by aiso_pipeline/ingest/render.py from ingest/sources/{source.file} and fields.yaml: do not edit.
+CREATE OR REPLACE TEMP MACRO {macro_name(source)}(source_file, naive_zone) AS TABLE
+WITH {reader.records_sql()}, picked AS (
+    SELECT records.*, {keep} AS keep,
+           {{{", ".join(raws)}}} AS _r
+    FROM records
+), typed AS (
+    SELECT *, {typed_sql}
+    FROM picked
+), checked AS (
+    SELECT *,
+           CASE WHEN NOT valid_json THEN 'unparseable: invalid JSON'
+                WHEN structure_problem IS NOT NULL THEN structure_problem
+                WHEN NOT is_object THEN 'unparseable: not a JSON object'
+                WHEN NOT keep THEN NULL
+                ELSE {D.concat_reasons(problems)} END AS reason
+    FROM typed
+)
+SELECT source_file::VARCHAR AS source_file, line_number::BIGINT AS line_number,
+       record_number::BIGINT AS record_number, {dedup}::VARCHAR AS dedup_key, reason,
+       CASE WHEN is_object AND NOT keep THEN {skip_reason} END AS skip_reason,
+       CASE WHEN reason IS NOT NULL THEN payload END AS payload,
+       {columns},
+       {reader.attributes_sql()} AS attributes
+FROM checked;"""
+
+
+def render_stream(stream: str) -> str:
+    """Every source macro of a stream, the recognizer, and the stream's loaded keys (for dedup.sql)."""
+    key = streams()[stream].dedup_key
+    history = (f"CREATE OR REPLACE TEMP VIEW _history AS SELECT {ident(key)} AS dedup_key, key_hash, dt "
+               f"FROM raw.{stream}_events;")
+    return "\n\n".join([render_source(s.name) for s in for_stream(stream)] + [render_recognize(stream), history])
+
+
+@cache
+def render_recognize(stream: str) -> str:
+    """_recognize(): for the head of the staged file, how many records each source's `recognize` matches."""
+    candidates = [s for s in for_stream(stream) if s.recognize]
+    if not candidates:
+        return f"CREATE OR REPLACE TEMP MACRO _recognize_{stream}() AS TABLE SELECT NULL::VARCHAR AS source, 0 AS n WHERE false;"
+
+    class Raw:
+        def get(self, keys):
+            return f"try(json_extract_string(payload, {q(D.json_path(keys))}))"
+    parts = [f"SELECT {q(s.name)} AS source, count(*) FILTER (WHERE {_condition(Raw(), s.recognize)}) AS n FROM head"
+             for s in candidates]
+    union = "\n    UNION ALL ".join(parts)
+    return f"""CREATE OR REPLACE TEMP MACRO _recognize_{stream}() AS TABLE
+WITH head AS (
+    SELECT payload FROM _lines
+    WHERE starts_with(payload, '{{') OR regexp_matches(payload, '^\\s*\\{{')
+    LIMIT {RECOGNIZE_SAMPLE}
+)
+SELECT * FROM ({union}) WHERE n > 0;"""
+
+
+@cache
+def render_finish(stream: str) -> str:
+    """After every file of the partition is parsed: a span that lacks an inheritable key (user, session, feature)
+    takes it from its closest ancestor in the trace that has it (spans of any file of the day, skipped ones
+    included: an agent or HTTP span often carries the user), then gets the key's default."""
+    s = streams()[stream]
+    keys = [f for f in s.fields.values() if f.inherit]
+    if not keys or not {"trace_id", "span_id", "parent_span_id"} <= set(s.fields):
+        return ""
+    cols = [ident(f.col) for f in keys]
+    missing = " OR ".join(f"{c} IS NULL" for c in cols)
+    w_missing = " OR ".join(f"w.{c} IS NULL" for c in cols)
+    carried = ", ".join(f"coalesce(w.{c}, s.{c})" for c in cols)
+    picked = ", ".join(f"arg_max({c}, depth) AS {c}" for c in cols)
+    sets = ", ".join(f"{c} = coalesce(p.{c}, i.{c})" for c in cols)
+    defaults = ", ".join(f"{ident(f.col)} = coalesce({ident(f.col)}, {q(f.default)})" for f in keys
+                         if f.default is not None)
+    return f"""-- Rendered by aiso_pipeline/ingest/render.py from fields.yaml (`inherit`): do not edit.
+CREATE OR REPLACE TEMP TABLE _inherited AS
+WITH RECURSIVE spans AS (
+    SELECT trace_id, span_id, parent_span_id, {", ".join(cols)}
+    FROM _parsed
+    WHERE span_id IS NOT NULL AND reason IS NULL
+), walk AS (
+    SELECT source_file, line_number, record_number, trace_id, parent_span_id AS next, {", ".join(cols)}, 0 AS depth
+    FROM _parsed
+    WHERE reason IS NULL AND skip_reason IS NULL AND parent_span_id IS NOT NULL AND ({missing})
+    UNION ALL
+    SELECT w.source_file, w.line_number, w.record_number, w.trace_id, s.parent_span_id, {carried}, w.depth + 1
+    FROM walk AS w
+    JOIN spans AS s ON s.span_id = w.next AND s.trace_id IS NOT DISTINCT FROM w.trace_id
+    WHERE w.depth < 64 AND ({w_missing})  -- a cycle of parents ends here
+)
+SELECT source_file, line_number, record_number, {picked}
+FROM walk
+WHERE depth > 0
+GROUP BY source_file, line_number, record_number;
+
+UPDATE _parsed AS p SET {sets}
+FROM _inherited AS i
+WHERE p.source_file = i.source_file AND p.line_number = i.line_number AND p.record_number = i.record_number;
+
+UPDATE _parsed SET {defaults}
+WHERE parent_span_id IS NOT NULL AND ({missing});"""
