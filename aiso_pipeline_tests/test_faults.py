@@ -50,6 +50,11 @@ def test_any_line_is_loaded_quarantined_or_counted_never_lost(tmp_path_factory, 
     if not non_blank:  # nothing but blank lines: the file is quarantined whole as empty
         assert s.files_quarantined == 1 and s.quarantine_reasons == {"empty_file": 1}
         return
+    if not any(line.strip().startswith("{") for line in batch):  # no JSON object at all: not an export
+        assert s.files_quarantined == 1 and list(s.quarantine_reasons) in (
+            [r] for r in s.file_problems.values()), s
+        assert next(iter(s.file_problems.values())).startswith(("unsupported_format", "unreadable_file"))
+        return
     assert s.rows_read == non_blank == s.rows_loaded + s.rows_duplicate + s.rows_quarantined
     # whatever was loaded satisfies the contract's types and ranges
     bad = query(data, """SELECT count(*) FROM raw.inference_events WHERE request_id IS NULL OR model IS NULL

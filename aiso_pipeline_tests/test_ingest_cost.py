@@ -94,3 +94,32 @@ def test_bad_price_table_gives_one_clear_line(data, content, message):
 def test_shipped_price_table_is_valid():
     rows = read_prices(DEFAULT_PRICES)
     assert len(rows) >= 20
+
+
+def test_provider_prefix_and_snapshot_suffix_still_find_the_price_row(data):
+    # gpt-4o from 2024-10-01: input 2.50, output 10.00 per million; claude-3-5-sonnet: input 3.00, output 15.00
+    land(data, "inference", DT, "a.jsonl", [
+        inference("prefixed", model="openai/gpt-4o", input_tokens=1000, output_tokens=100),
+        inference("gateway", model="openrouter/openai/gpt-4o-2024-08-06", input_tokens=1000, output_tokens=100),
+        inference("bedrock", model="bedrock/us.anthropic.claude-3-5-sonnet-20241022-v2:0", input_tokens=1000),
+        inference("vertex", model="vertex_ai/claude-3-5-sonnet@20241022", input_tokens=1000),
+        inference("deployment", model="azure/my-deployment", input_tokens=1000)])
+    ingest(data, "inference", DT)
+    got = costs(data)
+    assert got["prefixed"] == got["gateway"] == (pytest.approx((1000 * 2.50 + 100 * 10.00) / 1e6), "price_table")
+    assert got["bedrock"][0] == got["vertex"][0] == pytest.approx(1000 * 3.00 / 1e6)
+    assert got["deployment"] == (None, None)  # a deployment name says nothing of the model: unpriced, not $0
+    # the model keeps what the source said
+    assert query(data, "SELECT model FROM raw.inference_events WHERE request_id = 'bedrock'") == [
+        ("bedrock/us.anthropic.claude-3-5-sonnet-20241022-v2:0",)]
+
+
+def test_a_call_without_token_counts_is_unpriced_never_free(data):
+    land(data, "inference", DT, "a.jsonl", [
+        inference("none"), inference("input_only", input_tokens=1000), inference("reported", cost_usd=0.02)])
+    s = ingest(data, "inference", DT)
+    got = costs(data)
+    assert got["none"] == (None, None)
+    assert got["input_only"] == (pytest.approx(1000 * 2.50 / 1e6), "price_table")  # e.g. an embeddings call
+    assert got["reported"] == (pytest.approx(0.02), "reported")
+    assert s.rows_unpriced == 1

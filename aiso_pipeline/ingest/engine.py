@@ -15,12 +15,12 @@ from aiso_pipeline import warehouse
 from aiso_pipeline.config import DataDir
 from aiso_pipeline.ingest import render, sources
 from aiso_pipeline.ingest.landing import container, partition_files, preview
-from aiso_pipeline.ingest.prices import load_prices
+from aiso_pipeline.ingest.prices import load_model_candidates, load_prices
 from aiso_pipeline.ingest.settings import load_settings
 from aiso_pipeline.ingest.stage import NotData, stage
 
 TEMP_TABLES = ("_staged", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
-               "_prices", "_inherited")
+               "_prices", "_inherited", "_model_candidates")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     # (truncated gzip, corrupt Parquet, invalid UTF-8 further in) stages nothing.
     file_errors, formats, read_as = {}, {}, {}
     for f in files:
-        c = container(f)
+        c = container(f, stream)
         formats[f.source_file] = c.label if c.format else None
         problem = c.problem
         if problem is None:
@@ -85,6 +85,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
 
     warehouse.run(con, "ingest/sql/dedup.sql", dt=dt)
     if stream == "inference":
+        load_model_candidates(con)
         warehouse.run(con, "ingest/sql/prices.sql")
     with warehouse.transaction(con, writes=[(f"raw.{stream}_events", dt), ("quality.quarantine", dt),
                                             ("quality.ingest_log", dt)]):

@@ -92,8 +92,9 @@ def _zstd_head(raw: bytes) -> bytes:
         return out
 
 
-def container(f: LandingFile) -> Container:
-    """What the file holds, from its first bytes; Container.problem when it is empty or fits no reader."""
+def container(f: LandingFile, stream: str | None = None) -> Container:
+    """What the file holds, from its first bytes; Container.problem when it is empty or fits no reader. JSON lines
+    when any of the first lines opens an object; CSV when the first line is a header naming keys of the stream."""
     if f.bytes == 0:
         return Container(problem="empty_file")
     with open(f.path, "rb") as fh:
@@ -116,12 +117,31 @@ def container(f: LandingFile) -> Container:
     stripped = text.lstrip("\ufeff \t\r\n")
     if not stripped:
         return Container(problem="empty_file")
-    first_line = stripped.split("\n", 1)[0].strip()
-    if first_line in ("{", "[") or first_line.startswith("[") or first_line.endswith("[") and not first_line.endswith("]"):
-        return Container("json", compression)  # one JSON document (an array of records, or pretty-printed)
-    if stripped.startswith("{"):
-        return Container("jsonl", compression)
-    return Container("csv", compression)
+    lines = [line.strip() for line in stripped.split("\n")]
+    complete = lines[:-1] if len(lines) > 1 and len(head) == SNIFF_BYTES else lines  # the last may be cut
+    non_blank = [line for line in complete if line] or lines[:1]
+    first = non_blank[0]
+    if first in ("{", "[") or (first.startswith("[") and len(non_blank) == 1):
+        return Container("json", compression)  # one JSON document: pretty-printed, or an array of records
+    if any(line.startswith("{") for line in non_blank):
+        return Container("jsonl", compression)  # lines that are not objects are quarantined one by one
+    if stream is not None and _csv_header(first) & _top_level_keys(stream):
+        return Container("csv", compression)
+    return Container(problem=f"unsupported_format: not {CONTAINERS} (no JSON object, and no CSV header naming "
+                             f"{stream or 'the stream'}'s keys, in the first {SNIFF_BYTES // 1024} KiB)")
+
+
+def _csv_header(line: str) -> set[str]:
+    import csv
+    try:
+        return {cell.strip() for cell in next(csv.reader([line]))}
+    except (csv.Error, StopIteration):
+        return set()
+
+
+def _top_level_keys(stream: str) -> frozenset[str]:
+    from aiso_pipeline.ingest.sources import top_level_keys
+    return top_level_keys(stream)
 
 
 def preview(f: LandingFile, limit: int = 256) -> str:

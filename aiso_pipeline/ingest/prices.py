@@ -69,6 +69,41 @@ def read_prices(path) -> list[dict]:
     return out
 
 
+# What gateways and SDKs put around a model name that the price table's patterns do not: a dated or versioned
+# snapshot suffix, and a cloud vendor's prefix (Bedrock's "anthropic.", cross-region "us.anthropic.").
+_SNAPSHOT = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|@\d{8}|@\d{4}-\d{2}-\d{2}|@latest|-v\d+(:\d+)?)$")
+_VENDOR = re.compile(r"^((us|eu|apac|global)\.)?(anthropic|meta|amazon|mistral|cohere|ai21|deepseek|qwen|openai|"
+                     r"writer|google)\.")
+
+
+def price_candidates(model: str) -> list[str]:
+    """Names to look up in the price table for `model`, best first: the model as the source wrote it, then without
+    provider prefixes one '/' segment at a time (`openai/`, `azure/`, `bedrock/`, `vertex_ai/`,
+    `openrouter/openai/`; a pattern may itself hold a '/', e.g. `meta-llama/...`, so every tail is tried), each
+    also without a vendor prefix and without a snapshot suffix (`-2024-07-18`, `-20241022`, `@20240620`,
+    `-v1:0`). The first candidate some pattern matches prices the call; `model` itself is never changed."""
+    parts = model.split("/")
+    out: list[str] = []
+    for i in range(len(parts)):
+        tail = "/".join(parts[i:])
+        for name in (tail, _VENDOR.sub("", tail)):
+            for candidate in (name, _SNAPSHOT.sub("", name), _SNAPSHOT.sub("", _SNAPSHOT.sub("", name))):
+                if candidate and candidate not in out:
+                    out.append(candidate)
+    return out
+
+
+def load_model_candidates(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table `_model_candidates` (model, candidate, rank) for the valid models of the batch (`_parsed`)."""
+    models = [m for (m,) in con.execute(
+        "SELECT DISTINCT model FROM _parsed WHERE reason IS NULL AND skip_reason IS NULL AND model IS NOT NULL"
+    ).fetchall()]
+    con.execute("CREATE OR REPLACE TEMP TABLE _model_candidates (model VARCHAR, candidate VARCHAR, rank INTEGER)")
+    rows = [(m, c, i) for m in models for i, c in enumerate(price_candidates(m))]
+    if rows:
+        con.executemany("INSERT INTO _model_candidates VALUES (?, ?, ?)", rows)
+
+
 def load_prices(con: duckdb.DuckDBPyConnection, data: DataDir) -> int:
     """Create temp table `_prices` from the data directory's price table. Returns its row count."""
     ensure_prices(data)
