@@ -27,16 +27,25 @@ def _landing_days(data: DataDir) -> list[str]:
     return sorted(days)
 
 
+MAX_LISTED = 10  # files quarantined whole, most recent days first, listed after a run
+
+
 def _summary(data: DataDir) -> str:
     import duckdb
 
     con = duckdb.connect(str(data.warehouse), read_only=True)
     rows = con.execute("""SELECT stream, count(DISTINCT dt), sum(rows_read), sum(rows_loaded), sum(rows_duplicate),
-                                 sum(rows_quarantined), count(file_error)
+                                 sum(rows_quarantined), coalesce(sum(rows_skipped), 0), count(file_error)
                           FROM quality.ingest_log GROUP BY stream ORDER BY stream""").fetchall()
+    rejected = con.execute("""SELECT source_file, file_error FROM quality.ingest_log WHERE file_error IS NOT NULL
+                              ORDER BY dt DESC, source_file LIMIT ?""", [MAX_LISTED + 1]).fetchall()
     con.close()
-    return "\n".join(f"  {s:<9} {d} days: {r:,} rows read, {l:,} loaded, {dup:,} duplicate, {q:,} quarantined, "
-                     f"{f} file(s) quarantined whole" for s, d, r, l, dup, q, f in rows)
+    lines = [f"  {s:<9} {d} days: {r:,} rows read, {l:,} loaded, {dup:,} duplicate, {q:,} quarantined, "
+             f"{sk:,} skipped (not events), {f} file(s) quarantined whole" for s, d, r, l, dup, q, sk, f in rows]
+    lines += [f"  quarantined whole: {path} ({why})" for path, why in rejected[:MAX_LISTED]]
+    if len(rejected) > MAX_LISTED:
+        lines.append("  ... more in quality.ingest_log (file_error IS NOT NULL)")
+    return "\n".join(lines)
 
 
 def cmd_generate(args) -> None:

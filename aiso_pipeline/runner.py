@@ -99,6 +99,9 @@ def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
         result = defs.resolve_job_def(job_name).execute_in_process(
             partition_key=day, instance=instance, raise_on_error=False, run_config=run_config)
         if not result.success:
+            # what the message points at (quality.check_results, the quarantine, the ingest log) is published;
+            # the marts stay as the last successful run left them
+            warehouse.publish_quality(data)
             raise AisoError(f"{job_name} run for {day} failed: {_failure_message(result)}")
         if progress:
             progress(f"  {day} {job_name}: ok ({time.perf_counter() - started:.1f} s, run {result.run_id[:8]})")

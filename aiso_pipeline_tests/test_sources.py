@@ -160,3 +160,104 @@ def test_each_declarations_readme_example_loads_as_that_source(priced, source):
     s = ingest(priced, declared.stream, DT)
     assert s.sources == {f"landing/{declared.stream}/dt={DT}/example": source}
     assert (s.rows_read, s.rows_loaded, s.rows_quarantined) == (1, 1, 0), s.quarantine_reasons
+
+
+def test_readme_table_of_sources_is_generated_from_the_declarations():
+    from aiso_pipeline.ingest.sources import docs
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert docs.section() in readme, "run: .venv/bin/python -m aiso_pipeline.ingest.sources.docs README.md"
+
+
+def _otlp_line(*spans, resource=None) -> dict:
+    return {"resourceSpans": [{"resource": {"attributes": resource or []},
+                               "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}]}]}
+
+
+def _span(span_id: str, **attrs) -> dict:
+    kv = [{"key": k, "value": v if isinstance(v, dict) else {"stringValue": v} if isinstance(v, str)
+           else {"intValue": str(v)}} for k, v in attrs.items()]
+    return {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": span_id, "name": "chat", "kind": 3,
+            "startTimeUnixNano": "1773133200000000000", "endTimeUnixNano": "1773133200500000000",
+            "attributes": kv, "status": {}}
+
+
+CALL = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 100,
+        "gen_ai.usage.output_tokens": 10}
+
+
+def test_malformed_otlp_quarantines_only_its_spans_with_reasons(priced):
+    good = json.dumps(_otlp_line(_span("a000000000000001", **CALL), _span("a000000000000002", **CALL)))
+    lines = [
+        good,
+        good[: len(good) // 2],  # truncated: the whole line is one quarantined row
+        json.dumps(_otlp_line(
+            _span("b000000000000001", **{**CALL, "gen_ai.usage.input_tokens": {"stringValue": "many"}}),  # bad value
+            {k: v for k, v in _span("b000000000000002", **CALL).items() if k != "spanId"},  # no ids at all
+            "not a span",
+            _span("b000000000000003", **CALL))),
+        json.dumps({"resourceSpans": {"oops": 1}}),
+    ]
+    target = priced.partition_dir("inference", DT) / "traces.json"
+    target.parent.mkdir(parents=True)
+    target.write_text("\n".join(lines) + "\n")
+    s = ingest(priced, "inference", DT)
+    assert (s.rows_read, s.rows_loaded, s.rows_quarantined) == (2 + 1 + 4 + 1, 3, 5)
+    got = query(priced, "SELECT line_number, record_number, reason FROM quality.quarantine ORDER BY 1, 2")
+    assert got == [
+        (2, 1, "unparseable: invalid JSON"),
+        (3, 1, "invalid_type: input_tokens"),
+        (3, 2, "missing_required_key: request_id"),
+        (3, 3, "unparseable: not a JSON object"),
+        (4, 1, "unparseable: resourceSpans is not an array"),
+    ]
+    assert {r[0] for r in query(priced, "SELECT request_id FROM raw.inference_events")} == {
+        "a000000000000001", "a000000000000002", "b000000000000003"}
+
+
+def test_a_row_reason_names_every_problem(data):
+    from aiso_pipeline_tests.conftest import land
+    land(data, "inference", "2025-06-01", "a.jsonl", [
+        {"timestamp": "soon", "model": "gpt-4o", "input_tokens": -1, "confidence": 2, "status": "weird"}])
+    ingest(data, "inference", "2025-06-01")
+    assert query(data, "SELECT reason FROM quality.quarantine") == [(
+        "missing_required_key: request_id; unparseable_timestamp: timestamp; out_of_range: input_tokens; "
+        "out_of_range: status; out_of_range: confidence",)]
+
+
+@pytest.mark.parametrize("raw,expected", [
+    (1773133200, "2026-03-10T09:00:00.000000Z"),             # epoch seconds
+    (1773133200.25, "2026-03-10T09:00:00.250000Z"),
+    (1773133200123, "2026-03-10T09:00:00.123000Z"),          # milliseconds
+    (1773133200123456, "2026-03-10T09:00:00.123456Z"),       # microseconds
+    ("1773133200123456789", "2026-03-10T09:00:00.123456Z"),  # nanoseconds (OTLP writes them as strings)
+    ("2026-03-10T10:00:00+01:00", "2026-03-10T09:00:00.000000Z"),
+])
+def test_epoch_timestamps_are_told_apart_by_magnitude(data, raw, expected):
+    from aiso_pipeline_tests.conftest import inference, land
+    land(data, "inference", DT, "a.jsonl", [inference("r", timestamp=raw)])
+    s = ingest(data, "inference", DT)
+    assert s.rows_loaded == 1, s.quarantine_reasons
+    assert _iso(query(data, 'SELECT "timestamp" FROM raw.inference_events')[0][0]) == expected
+
+
+def test_timestamps_without_a_zone_need_the_data_directorys_setting(data):
+    from aiso_pipeline_tests.conftest import inference, land
+    land(data, "inference", DT, "a.jsonl", [inference("r", timestamp="2026-03-10 10:00:00")])
+    assert ingest(data, "inference", DT).quarantine_reasons == {"unparseable_timestamp: timestamp": 1}
+    (data.reference / "ingest.yaml").write_text("naive_timestamps_timezone: Europe/Berlin\n")
+    assert ingest(data, "inference", DT).rows_loaded == 1
+    assert _iso(query(data, 'SELECT "timestamp" FROM raw.inference_events')[0][0]) == "2026-03-10T09:00:00.000000Z"
+
+
+def test_a_naive_parquet_timestamp_is_utc(data):
+    import duckdb
+    folder = data.partition_dir("inference", DT)
+    folder.mkdir(parents=True)
+    duckdb.connect().execute(f"""COPY (SELECT 'r1' AS request_id, TIMESTAMP '2026-03-10 09:00:00' AS "timestamp",
+                                 'gpt-4o' AS model, {{'prompt_tokens': 5}} AS usage)
+                                 TO '{folder / "calls.parquet"}' (FORMAT parquet)""")
+    s = ingest(data, "inference", DT)
+    assert s.rows_loaded == 1, s.quarantine_reasons
+    ts, attributes = query(data, 'SELECT "timestamp", attributes FROM raw.inference_events')[0]
+    assert _iso(ts) == "2026-03-10T09:00:00.000000Z"
+    assert json.loads(attributes) == {"usage": {"prompt_tokens": 5}}  # a nested struct stays nested

@@ -367,7 +367,8 @@ def materialized(result) -> set[str]:
 
 
 def land_good_day(data, dt=DT):
-    land(data, "inference", dt, "part-0.jsonl", [inference(f"r{i}", timestamp=f"{dt}T10:00:00Z") for i in range(N)])
+    land(data, "inference", dt, "part-0.jsonl", [inference(f"r{i}", timestamp=f"{dt}T10:00:00Z", input_tokens=100,
+                                                           output_tokens=10) for i in range(N)])
     land(data, "product", dt, "part-0.jsonl", [product(f"m{i}", request_id=f"r{i}", timestamp=f"{dt}T11:00:00Z")
                                                for i in range(N)])
 

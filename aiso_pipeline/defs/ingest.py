@@ -4,7 +4,8 @@ import dagster as dg
 
 from aiso_pipeline.defs.metadata import markdown_table, table_metadata
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
-from aiso_pipeline.ingest import ingest_partition
+from aiso_pipeline.errors import AisoError
+from aiso_pipeline.ingest import ingest_partition, nothing_loaded
 
 DESCRIPTIONS = {
     "inference": "One row per loaded model call (CONTRACT section 2): aliases resolved, unknown keys in "
@@ -32,6 +33,9 @@ def ingest_asset(stream: str) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             s = ingest_partition(con, warehouse.data(), stream, context.partition_key)
             meta = table_metadata(con, table, context.partition_key)
+            failure = nothing_loaded(con, s)
+        if failure:  # the files and the log are recorded (quality.*); the day's downstream assets are not built
+            raise AisoError(failure)
         if s.files == 0:
             context.log.warning(f"no {stream} files for {s.dt} in landing/{stream}/dt={s.dt}/")
         reasons = markdown_table(["reason", "rows"], list(s.quarantine_reasons.items()))
@@ -39,7 +43,8 @@ def ingest_asset(stream: str) -> dg.AssetsDefinition:
             **meta,
             "files": s.files, "files_quarantined": s.files_quarantined, "rows_read": s.rows_read,
             "rows_loaded": s.rows_loaded, "rows_duplicate": s.rows_duplicate,
-            "rows_quarantined": s.rows_quarantined, "rows_unpriced": s.rows_unpriced,
+            "rows_quarantined": s.rows_quarantined, "rows_skipped": s.rows_skipped, "rows_unpriced": s.rows_unpriced,
+            "sources": dg.MetadataValue.md(markdown_table(["file", "read as"], sorted(s.sources.items()))),
             "quarantine_reasons": dg.MetadataValue.md(reasons),
         })
 

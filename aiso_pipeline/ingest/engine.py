@@ -7,6 +7,7 @@ and a crash leaves the previous state.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import duckdb
@@ -96,6 +97,35 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return summary
+
+
+def nothing_loaded(con: duckdb.DuckDBPyConnection, s: IngestSummary) -> str | None:
+    """One line saying why a partition whose landing files exist loaded no row (CONTRACT section 4: the day fails
+    loudly), naming each file and what became of its rows; None when something loaded or there are no files."""
+    if not s.files or s.rows_loaded:
+        return None
+    parts = []
+    for source_file, read, dup, quarantined, skipped, skips, error, reason in con.execute(
+            """SELECT l.source_file, l.rows_read, l.rows_duplicate, l.rows_quarantined, l.rows_skipped,
+                      l.skip_reasons, l.file_error,
+                      (SELECT q.reason FROM quality.quarantine AS q
+                       WHERE q.stream = l.stream AND q.dt = l.dt AND q.source_file = l.source_file
+                         AND q.line_number IS NOT NULL
+                       GROUP BY q.reason ORDER BY count(*) DESC, q.reason LIMIT 1)
+               FROM quality.ingest_log AS l WHERE l.stream = ? AND l.dt = ? ORDER BY l.source_file""",
+            [s.stream, s.dt]).fetchall():
+        name = source_file.rsplit("/", 1)[-1]
+        if error:
+            why = error
+        else:
+            why = ", ".join(filter(None, [
+                f"{quarantined} quarantined (mostly {reason})" if quarantined else "",
+                f"{skipped} skipped ({', '.join(sorted(json.loads(skips)))})" if skipped else "",
+                f"{dup} duplicate" if dup else ""])) or "no rows"
+            why = f"{read} row(s) read: {why}"
+        parts.append(f"{name}: {why}")
+    return (f"no {s.stream} row loaded for {s.dt} from {s.files} landing file(s) [{'; '.join(parts)}]: fix or "
+            f"replace the files (see quality.quarantine and quality.ingest_log), then rerun the day")
 
 
 def recognize(con: duckdb.DuckDBPyConnection, stream: str) -> sources.Source:

@@ -45,6 +45,10 @@ CHECKS: dict[str, list[Check]] = {
               "Share of timestamps outside [dt - `days`, dt + 1 + `days`), at most `max_share`."),
         Check("unpriced_share", "gx", "share",
               "Share of rows without cost_usd (no reported cost, no matching price), at most `max_share`."),
+        Check("usage_keys_unmapped", "sql", "files",
+              "Landing files none of whose loaded rows has a token count or a cost while some row keeps a usage "
+              "or cost key in `attributes` (a key containing one of `key_patterns`): an export whose usage the "
+              "pipeline does not read, which would otherwise load as unpriced calls."),
         *_COMMON_TAIL,
     ],
     "product": [

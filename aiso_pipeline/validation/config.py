@@ -50,12 +50,15 @@ def _validate(cfg: dict, path: Path) -> dict:
                                 f"got {settings.get('severity')!r}")
             settings["severity"] = severity
             for key, value in settings.items():
-                if key in ("severity", "values"):
+                if key in ("severity", "values", "key_patterns"):
                     continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                     raise AisoError(f"{path}: {stream}.{check.name}.{key} must be a number >= 0, got {value!r}")
                 if key.startswith("max_share") and value > 1:
                     raise AisoError(f"{path}: {stream}.{check.name}.{key} is a fraction in [0, 1], got {value!r}")
+    patterns = cfg["inference"]["usage_keys_unmapped"]["key_patterns"]
+    if not isinstance(patterns, list) or not patterns or not all(isinstance(v, str) and v for v in patterns):
+        raise AisoError(f"{path}: inference.usage_keys_unmapped.key_patterns must be a non-empty list of strings")
     values = cfg["inference"]["status_accepted_values"]["values"]
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
         raise AisoError(f"{path}: inference.status_accepted_values.values must be a non-empty list of strings")

@@ -9,6 +9,7 @@ import datetime as dt_
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ def metrics(con: duckdb.DuckDBPyConnection, stream: str, dt: str, cfg: dict) -> 
     params = {"dt": dt, "history_days": int(c["volume"]["history_days"])}
     if stream == "product":
         params["lookback_days"] = int(c["unknown_request_share"]["lookback_days"])
+    else:  # a bound parameter: the patterns are the user's text, matched literally
+        params["usage_pattern"] = "|".join(re.escape(p.lower()) for p in c["usage_keys_unmapped"]["key_patterns"])
     rel = warehouse.run(con, f"validation/sql/{stream}_metrics.sql", **params)
     names = [d[0] for d in rel.description]
     return dict(zip(names, rel.fetchone()))
@@ -174,6 +177,15 @@ def sql_outcomes(con: duckdb.DuckDBPyConnection, stream: str, dt: str, cfg: dict
     details = {"files": m["files"], "landing": f"landing/{stream}/dt={dt}/"}
     out.append(CheckOutcome("freshness", passed, s["severity"], float(m["files"]), f">= {s['min_files']:g}",
                             details))
+
+    if stream == "inference":
+        s = c["usage_keys_unmapped"]
+        passed = m["files_usage_unmapped"] <= s["max_files"]
+        out.append(CheckOutcome(
+            "usage_keys_unmapped", passed, s["severity"], float(m["files_usage_unmapped"]), f"<= {s['max_files']:g}",
+            {"files": list(m["usage_unmapped_files"]), "key_patterns": s["key_patterns"],
+             "fix": "map the export's token and cost keys (ingest/sources/) or report it as an unsupported source"},
+            [{"source_file": f} for f in m["usage_unmapped_files"][:n]]))
 
     if stream == "product":
         s = c["unknown_request_share"]

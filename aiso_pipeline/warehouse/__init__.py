@@ -119,4 +119,4 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params) -> duckdb.DuckDBPyC
     return result
 
 
-from aiso_pipeline.warehouse.publishing import Publication, publish  # noqa: E402 - it uses sql() and run() above
+from aiso_pipeline.warehouse.publishing import Publication, publish, publish_quality  # noqa: E402 - it uses sql() and run() above

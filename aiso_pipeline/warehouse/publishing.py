@@ -90,6 +90,61 @@ def publish(data: DataDir) -> Publication:
                        sum(w[4] for w in written), time.perf_counter() - started, detail)
 
 
+def publish_quality(data: DataDir) -> Path | None:
+    """After a failed run: warehouse.duckdb again, with the working database's quality.* tables (so the failure's
+    pointer to quality.check_results, the quarantine and the ingest log can be followed) and everything else as it
+    was last published, so analysts never see the marts of a run that did not finish. Writes no Parquet and records
+    no publication: the next successful publish still covers every change since the last one. None when there is
+    nothing to publish from."""
+    if not data.work_db.exists():
+        return None
+    con = _open_writer(data.work_db, duckdb_config())
+    tmp = data.root / f".{data.warehouse.name}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        con.execute("SET enable_progress_bar = false")
+        home = con.execute("SELECT current_database()").fetchone()[0]
+        quality = [t for t in _tables(con) if t.startswith("quality.")]
+        con.execute(f"ATTACH '{_literal(tmp)}' AS {CATALOG}")
+        try:
+            if data.warehouse.exists():
+                con.execute(f"ATTACH '{_literal(data.warehouse)}' AS previous (READ_ONLY)")
+                try:
+                    _copy_previous(con, home)
+                finally:
+                    con.execute("DETACH previous")
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS {CATALOG}."quality"')
+            for table in quality:
+                con.execute(f"CREATE TABLE {CATALOG}.{_name(table)} AS SELECT * FROM {_name(table)}")
+        finally:
+            con.execute(f"DETACH {CATALOG}")
+        os.replace(tmp, data.warehouse)
+        data.warehouse.with_name(data.warehouse.name + ".wal").unlink(missing_ok=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+        con.close()
+    return data.warehouse
+
+
+def _copy_previous(con, home: str) -> None:
+    """Every schema, table and view of the previous warehouse (attached as `previous`) but quality.*, into the
+    catalog being built. Views are recreated from their SQL (they read Parquet files by absolute path)."""
+    for (schema,) in con.execute("""SELECT schema_name FROM duckdb_schemas() WHERE database_name = 'previous'
+                                    AND NOT internal AND schema_name NOT IN ('main', 'quality')""").fetchall():
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS {CATALOG}."{schema}"')
+    for schema, table in con.execute("""SELECT schema_name, table_name FROM duckdb_tables()
+                                        WHERE database_name = 'previous' AND schema_name <> 'quality'""").fetchall():
+        con.execute(f'CREATE TABLE {CATALOG}."{schema}"."{table}" AS SELECT * FROM previous."{schema}"."{table}"')
+    views = con.execute("""SELECT schema_name, sql FROM duckdb_views() WHERE database_name = 'previous'
+                           AND NOT internal AND schema_name <> 'quality'""").fetchall()
+    for schema, sql in views:
+        con.execute(f"USE {CATALOG}.\"{schema}\"")
+        try:
+            con.execute(sql)
+        finally:
+            con.execute(f'USE "{home}"')
+
+
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
     """'schema.table' -> [(column, type)] of the working database's tables, outside the meta schema."""
     out: dict[str, list[tuple[str, str]]] = {}

@@ -1,5 +1,6 @@
 -- Metrics of one inference partition ($dt) that span tables or days: one row. Used by the `sql` checks
--- quarantine_share, files_quarantined, freshness (quality.ingest_log) and volume (trailing days of raw rows).
+-- quarantine_share, files_quarantined, freshness (quality.ingest_log), volume (trailing days of raw rows) and
+-- usage_keys_unmapped (files whose rows carry no token count or cost while a usage key sits in `attributes`).
 WITH log AS (
     SELECT count(*) AS files,
            count(*) FILTER (WHERE file_error IS NOT NULL) AS files_quarantined,
@@ -20,6 +21,18 @@ volume AS (
            count(*) FILTER (WHERE dt < $dt::DATE) AS history_days,
            coalesce(list({'dt': dt::VARCHAR, 'rows': n} ORDER BY dt) FILTER (WHERE dt < $dt::DATE), []) AS history
     FROM days
+),
+usage AS (
+    SELECT count(*) AS files_usage_unmapped, coalesce(list(source_file ORDER BY source_file), []) AS usage_unmapped_files
+    FROM (
+        SELECT source_file
+        FROM raw.inference_events
+        WHERE dt = $dt::DATE
+        GROUP BY source_file
+        HAVING bool_and(input_tokens IS NULL AND output_tokens IS NULL AND cost_usd IS NULL)
+           AND bool_or(len(list_filter(coalesce(json_keys(attributes), []),
+                                       lambda k: regexp_matches(lower(k), $usage_pattern))) > 0)
+    )
 )
-SELECT log.*, volume.*, NULL::BIGINT AS with_request_id, NULL::BIGINT AS unknown_request_id
-FROM log, volume;
+SELECT log.*, volume.*, usage.*, NULL::BIGINT AS with_request_id, NULL::BIGINT AS unknown_request_id
+FROM log, volume, usage;
