@@ -54,6 +54,11 @@ def priced(data):
     return data
 
 
+def _later(iso: str, seconds: float) -> int:
+    """Epoch milliseconds `seconds` after an ISO timestamp (Segment exports carry ISO; epoch ms is accepted too)."""
+    return round((datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() + seconds) * 1000)
+
+
 def _iso(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -261,3 +266,36 @@ def test_a_naive_parquet_timestamp_is_utc(data):
     ts, attributes = query(data, 'SELECT "timestamp", attributes FROM raw.inference_events')[0]
     assert _iso(ts) == "2026-03-10T09:00:00.000000Z"
     assert json.loads(attributes) == {"usage": {"prompt_tokens": 5}}  # a nested struct stays nested
+
+
+def test_calls_from_every_source_join_their_outcomes(priced):
+    """The nightly run over every source at once: each call that a product event names (by request_id) or follows
+    (same user, last touch) has its outcome; conversions carry their revenue."""
+    from aiso_pipeline.runner import run_days
+    from aiso_pipeline_tests.conftest import land
+
+    landed = [(t, n) for t, n, _ in INFERENCE_FIXTURES if n not in ("spans_pandas3.parquet",
+                                                                     "observations_api_v1.jsonl")]
+    calls = []
+    for tool, name in landed:
+        land_fixture(priced, "inference", tool, name)
+        calls += expected(tool, name)["rows"]
+    named = [c for c in calls if c["status"] == "ok"][::2]  # every other good call gets an answer accepted
+    events = [{"messageId": f"m-{c['request_id']}", "type": "track", "event": "Answer Accepted",
+               "userId": c.get("user_id") or "anonymous", "properties": {"request_id": c["request_id"]},
+               "timestamp": _later(c["timestamp"], 1)} for c in named]
+    # one order by a user, without a request id: it goes to that user's latest call before it (last touch)
+    by_user = sorted((c for c in calls if c.get("user_id") == "u2"), key=lambda c: c["timestamp"])
+    last = by_user[-1]
+    events.append({"messageId": "order-1", "type": "track", "event": "Order Completed", "userId": "u2",
+                   "timestamp": _later(last["timestamp"], 60), "properties": {"revenue": 42.5}})
+    land(priced, "product", DT, "events.jsonl", events)
+    run_days(priced, [DT])
+    got = {r[0]: r[1:] for r in query(priced, """SELECT request_id, has_outcome, success, converted, revenue
+                                                 FROM marts.joined_outcomes""")}
+    assert set(got) == {c["request_id"] for c in calls}
+    for c in named:
+        assert got[c["request_id"]][:2] == (True, True), c["request_id"]
+    assert got[last["request_id"]][2:] == (True, 42.5)
+    joined = {rid for rid, row in got.items() if row[0]}
+    assert joined == {c["request_id"] for c in named} | {last["request_id"]}

@@ -2,10 +2,12 @@
 
     python benchmarks/ingest.py [--rows 1000000 10000000] [--workdir benchmarks/.work]
 
-For each size and format (JSONL, Parquet) it writes one day of synthetic inference rows (realistic keys, a
-`features` object, some aliases), then in fresh processes times (a) `ingest_partition` — parse, type, quarantine,
-dedup, price, account — and (b) the floor: `CREATE TABLE AS SELECT * FROM read_json/read_parquet` of the same
-files. Prints rows/s, peak RSS and the ratio. Target: ingest time <= 1.5x the bare read.
+For each size and format (JSONL, Parquet, OTLP) it writes one day of synthetic inference rows (realistic keys, a
+`features` object, some aliases), then in fresh processes times (a) `ingest_partition` — recognize, parse, type,
+quarantine, dedup, price, account — and (b) the floor: `CREATE TABLE AS SELECT * FROM read_json/read_parquet` of
+the same files. OTLP is what the OpenTelemetry Collector's `file` exporter writes: 16 spans per
+ExportTraceServiceRequest line, 1 in 4 an HTTP span to skip; its floor reads the same files with read_json and
+unnests the spans. Prints rows/s, peak RSS and the ratio. Target: ingest time <= 1.5x the bare read.
 """
 from __future__ import annotations
 
@@ -46,6 +48,44 @@ FROM range(?, ?) AS t(i)
 """
 
 
+SPANS_PER_LINE = 16
+# One span as OTLP/JSON text: a model call (GenAI attributes), or every 4th an HTTP server span.
+SPAN_SQL = """
+SELECT i // {per_line} AS line, i,
+       '{{"traceId":"' || lpad(printf('%x', i // 4), 32, '0') || '","spanId":"' || lpad(printf('%x', i), 16, '0')
+       || '","name":"chat","kind":' || CASE WHEN i % 4 = 3 THEN 2 ELSE 3 END
+       || ',"startTimeUnixNano":"' || (1748736000000000000 + ((i * 7919) % 86400000) * 1000000)::VARCHAR
+       || '","endTimeUnixNano":"' || (1748736000000000000 + ((i * 7919) % 86400000) * 1000000
+                                     + (200 + (i * 37) % 5000) * 1000000)::VARCHAR
+       || '","attributes":[' || CASE WHEN i % 4 = 3 THEN
+              '{{"key":"http.request.method","value":{{"stringValue":"POST"}}}},{{"key":"url.path","value":{{"stringValue":"/chat"}}}}'
+          ELSE
+              '{{"key":"gen_ai.operation.name","value":{{"stringValue":"chat"}}}},'
+              || '{{"key":"gen_ai.provider.name","value":{{"stringValue":"openai"}}}},'
+              || '{{"key":"gen_ai.request.model","value":{{"stringValue":"' || ['gpt-4o', 'gpt-4o-mini', 'claude-3-5-sonnet-20241022'][1 + i % 3] || '"}}}},'
+              || '{{"key":"gen_ai.response.id","value":{{"stringValue":"chatcmpl-' || i || '"}}}},'
+              || '{{"key":"gen_ai.usage.input_tokens","value":{{"intValue":"' || (50 + (i * 31) % 4000) || '"}}}},'
+              || '{{"key":"gen_ai.usage.output_tokens","value":{{"intValue":"' || (10 + (i * 17) % 1500) || '"}}}},'
+              || '{{"key":"gen_ai.usage.cache_read.input_tokens","value":{{"intValue":"' || ((i * 13) % 50) || '"}}}},'
+              || '{{"key":"user.id","value":{{"stringValue":"u' || (i % 50000) || '"}}}},'
+              || '{{"key":"session.id","value":{{"stringValue":"s' || (i // 7) || '"}}}}'
+          END || '],"status":{{' || CASE WHEN i % 97 = 0 THEN '"code":2' ELSE '' END || '}}}}' AS span
+FROM range(?, ?) AS t(i)
+"""
+
+
+def write_otlp(con, target: Path, lo: int, hi: int) -> None:
+    con.execute(f"""COPY (
+        SELECT '{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"bench"}}}}]}},'
+               || '"scopeSpans":[{{"scope":{{"name":"bench"}},"spans":[' || string_agg(span, ',' ORDER BY i) || ']}}]}}]}}'
+        FROM ({SPAN_SQL.format(per_line=SPANS_PER_LINE)}) GROUP BY line ORDER BY line
+    ) TO '{target}' (FORMAT csv, HEADER false, QUOTE '', DELIMITER '\x1f')""", [lo, hi])
+
+
+def expected_rows(rows: int, fmt: str) -> int:
+    return rows - rows // 4 if fmt == "otlp" else rows  # every 4th OTLP span is an HTTP span, skipped
+
+
 def write_day(root: Path, rows: int, fmt: str) -> None:
     import duckdb
 
@@ -59,7 +99,10 @@ def write_day(root: Path, rows: int, fmt: str) -> None:
     step = -(-rows // FILES_PER_DAY)
     for k in range(FILES_PER_DAY):
         lo, hi = k * step, min(rows, (k + 1) * step)
-        target = folder / f"part-{k}.{'jsonl' if fmt == 'jsonl' else 'parquet'}"
+        target = folder / f"part-{k}.{'parquet' if fmt == 'parquet' else 'json' if fmt == 'otlp' else 'jsonl'}"
+        if fmt == "otlp":
+            write_otlp(con, target, lo, hi)
+            continue
         options = "FORMAT json" if fmt == "jsonl" else "FORMAT parquet"
         con.execute(f"COPY ({ROWS_SQL}) TO '{target}' ({options})", [lo, hi])
 
@@ -79,21 +122,26 @@ RESULT = {{'seconds': time.perf_counter() - t, 'rows_loaded': s.rows_loaded}}
 
 
 def bare_code(root: Path, fmt: str) -> str:
-    reader = "read_json" if fmt == "jsonl" else "read_parquet"
+    reader = "read_json" if fmt in ("jsonl", "otlp") else "read_parquet"
     glob = str(root / "landing" / "inference" / f"dt={DT}" / "*")
+    select = f"SELECT * FROM {reader}('{glob}')"
+    if fmt == "otlp":  # the spans, as DuckDB's JSON reader sees them: resourceSpans -> scopeSpans -> spans
+        select = (f"SELECT unnest(ss.spans, recursive := true) FROM (SELECT unnest(rs.scopeSpans) AS ss "
+                  f"FROM (SELECT unnest(resourceSpans) AS rs FROM read_json('{glob}')))")
+    count = "SELECT count(*) FROM t" + (" WHERE kind <> 2" if fmt == "otlp" else "")
     return child_code(f"""
 import time, duckdb
 con = duckdb.connect({str(root / 'bare.duckdb')!r})
 t = time.perf_counter()
-con.execute("CREATE OR REPLACE TABLE t AS SELECT * FROM {reader}('{glob}')")
-RESULT = {{'seconds': time.perf_counter() - t, 'rows_loaded': con.execute('SELECT count(*) FROM t').fetchone()[0]}}
+con.execute("CREATE OR REPLACE TABLE t AS {select}")
+RESULT = {{'seconds': time.perf_counter() - t, 'rows_loaded': con.execute({count!r}).fetchone()[0]}}
 """)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--formats", nargs="+", default=["jsonl", "parquet"])
+    parser.add_argument("--formats", nargs="+", default=["jsonl", "parquet", "otlp"])
     parser.add_argument("--memory-limit", help="DuckDB memory_limit for the pipeline side, e.g. 3GB")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).parent / ".work")
     args = parser.parse_args()
@@ -105,7 +153,7 @@ def main() -> None:
             write_day(root, rows, fmt)
             bare = measure(bare_code(root, fmt))
             ours = measure(pipeline_code(root, args.memory_limit))
-            assert ours["rows_loaded"] == bare["rows_loaded"] == rows, (ours, bare)
+            assert ours["rows_loaded"] == bare["rows_loaded"] == expected_rows(rows, fmt), (ours, bare)
             print(f"{rows:>11,} {fmt:>8} {ours['seconds']:>10.2f} {rows / ours['seconds']:>10,.0f} "
                   f"{ours['peak_rss_mib']:>8.0f} | {bare['seconds']:>7.2f} {rows / bare['seconds']:>10,.0f} "
                   f"{bare['peak_rss_mib']:>8.0f} | {ours['seconds'] / bare['seconds']:.2f}x", flush=True)
