@@ -47,10 +47,17 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     if stream == "inference":
         load_prices(con, data)
     warehouse.run(con, "ingest/sql/prelude.sql")
-    for statement in warehouse.statements(render.render_stream(stream)):
+    for statement in warehouse.statements(render.render_stream(stream)):  # the recognizer, the loaded keys
         con.execute(statement)
-    fallback = sources.fallback(stream)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _parsed AS FROM {render.macro_name(fallback)}(NULL, NULL) LIMIT 0")
+    created = set()
+
+    def parser(source: sources.Source) -> str:  # a source's macro, created when a file is first read as it
+        if source.name not in created:
+            con.execute(render.render_source(source.name))
+            created.add(source.name)
+        return render.macro_name(source)
+
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _parsed AS FROM {parser(sources.fallback(stream))}(NULL, NULL) LIMIT 0")
     # One file at a time: its records are staged (_staged, numbered by the view _lines), its source recognized from
     # its first records, then parsed into _parsed, so only one file's text is held. A file that fails to read
     # (truncated gzip, corrupt Parquet, invalid UTF-8 further in) stages nothing.
@@ -64,7 +71,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 stage(con, f, c, stream)
                 source = recognize(con, stream)
                 read_as[f.source_file] = source.name
-                (rows,) = con.execute(f"INSERT INTO _parsed FROM {render.macro_name(source)}(?, ?)",
+                (rows,) = con.execute(f"INSERT INTO _parsed FROM {parser(source)}(?, ?)",
                                       [f.source_file, settings.naive_timezone]).fetchone()
                 problem = None if rows else "empty_file"
             except NotData as e:

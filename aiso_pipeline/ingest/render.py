@@ -77,22 +77,36 @@ D = DuckDBDialect
 
 class JsonRecords:
     """One JSON object per line (JSON lines, and Parquet and CSV rows staged as JSON). Every path the source reads
-    is extracted in one pass: `v` is the list of their values as text (objects and arrays as JSON text)."""
+    is extracted in one pass (json_transform into a struct of text values: objects and arrays as JSON text); a path
+    into a key that is also read whole, or through an array (`*`), is read from that text or the line again."""
 
     def __init__(self, source: Source):
         self.source = source
         paths = source.key_paths()
-        self.index = {k: i + 1 for i, k in enumerate(k for k in paths if "*" not in k)}
+        self.index = {k: i for i, k in enumerate(k for k in paths if "*" not in k)}  # kept for attributes_sql
         self.wildcards = [k for k in paths if "*" in k]
+        self.shape: dict = {}
+        self.inside: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        for keys in sorted(self.index, key=len):
+            whole = next((keys[:i] for i in range(1, len(keys)) if keys[:i] in self.index), None)
+            if whole is not None:  # read whole too: the rest is read from its text
+                self.inside[keys] = (whole, keys[len(whole):])
+                continue
+            node = self.shape
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+            node[keys[-1]] = "VARCHAR"
 
     def get(self, keys: tuple[str, ...]) -> str:
         if "*" in keys:  # its own pass: a wildcard path gives a list, the first element that has a value wins
             return (f"CASE WHEN is_object THEN list_filter(json_extract_string(payload, {q(D.json_path(keys))}), "
                     f"lambda e: e IS NOT NULL)[1] END")
-        return D.list_get("v", self.index[keys])
+        if keys in self.inside:
+            whole, rest = self.inside[keys]
+            return f"try(json_extract_string({self.get(whole)}, {q(D.json_path(rest))}))"
+        return "v." + ".".join(ident(k) for k in keys)
 
     def records_sql(self) -> str:
-        paths = ", ".join(q(D.json_path(k)) for k in self.index)
         return f"""lines AS (
     SELECT line_number, payload,
            -- a JSON text that opens with {{ can only be an object; the regex runs only for lines that do not
@@ -102,7 +116,7 @@ class JsonRecords:
 ), records AS (
     -- try(): a malformed line gives NULL instead of failing the file
     SELECT line_number, 1 AS record_number, payload,
-           CASE WHEN opens_object THEN try(json_extract_string(payload, [{paths}])) END AS v,
+           CASE WHEN opens_object THEN try(json_transform(payload, {q(json.dumps(self.shape))})) END AS v,
            v IS NOT NULL AS is_object,
            v IS NOT NULL OR (NOT opens_object AND coalesce(json_valid(payload), false)) AS valid_json,
            NULL::VARCHAR AS structure_problem
@@ -128,8 +142,8 @@ class JsonRecords:
             else:
                 node[keys[-1]] = None
         consumed = "[" + ", ".join(q(k) for k in sorted(whole)) + "]" if whole else "[]::VARCHAR[]"
-        return (f"CASE WHEN is_object AND len(list_filter(json_keys(payload), lambda k: NOT list_contains({consumed}, k))) > 0"
-                f" THEN nullif(json_merge_patch(payload, {q(json.dumps(patch))})::VARCHAR, '{{}}')::JSON END")
+        return (f"CASE WHEN is_object AND len(list_filter(json_keys(payload), lambda k: NOT list_contains({consumed}, k)))"
+                f" > 0 THEN nullif(json_merge_patch(payload, {q(json.dumps(patch))})::VARCHAR, '{{}}')::JSON END")
 
 
 class OtlpRecords:
@@ -230,6 +244,11 @@ READERS = {"json": JsonRecords, "otlp": OtlpRecords}
 
 # --- typing and rules, from fields.yaml ------------------------------------------------------------------------
 
+def raw_col(name: str) -> str:
+    """The working column holding a canonical key's raw text (the first path with a value)."""
+    return ident(f"_raw_{name}")
+
+
 def _path_text(reader, p: Path_, zone: str) -> str:
     """A path entry's value as text, its conversions applied (scale and between apply to numbers: _number)."""
     if p.sum:
@@ -280,10 +299,9 @@ def _number(reader, paths: tuple[Path_, ...], zone: str) -> str:
     return "CASE " + " ".join(whens) + " END" if whens else "NULL::DOUBLE"
 
 
-def _timestamp(reader, paths: tuple[Path_, ...], zone: str) -> str:
-    whens = [f"WHEN nullif(trim({_path_text(reader, p, zone)}), '') IS NOT NULL "
-             f"THEN parse_timestamp(trim({_path_text(reader, p, zone)}), {zone})" for p in paths]
-    return "CASE " + " ".join(whens) + " END" if whens else "NULL::TIMESTAMPTZ"
+def _timestamp(f: Field, zone: str) -> str:
+    """The first path's value parsed: epoch magnitudes, ISO with an offset, or without one in the source's zone."""
+    return f"parse_timestamp({raw_col(f.name)}, {zone})"
 
 
 def _range(x: str, f: Field) -> str | None:
@@ -301,22 +319,22 @@ def _range(x: str, f: Field) -> str | None:
 
 def _typed(reader, f: Field, paths: tuple[Path_, ...], zone: str) -> tuple[str, str | None]:
     """(typed value, problem): the canonical column's SQL and the SQL of its quarantine reason (NULL when fine)."""
-    r = f"_r.{ident(f.name)}"
+    r = raw_col(f.name)
     name = f.reason_name
     default = _literal(f.default)
     if f.type == "string":
         value = r if f.default is None else f"coalesce({r}, {default})"
         if f.inherit and f.default is not None:  # a span with a parent asks its ancestors first (render_finish)
-            value = f"CASE WHEN _r.parent_span_id IS NULL THEN {value} ELSE {r} END"
+            value = f"CASE WHEN {raw_col('parent_span_id')} IS NULL THEN {value} ELSE {r} END"
         problem = f"CASE WHEN {r} IS NULL THEN 'missing_required_key: {name}' END" if f.required else None
         return value, problem
     if f.type == "timestamp":
-        value = _timestamp(reader, paths, zone)
+        value = _timestamp(f, zone)
         missing = f"WHEN {r} IS NULL THEN 'missing_required_key: {name}' " if f.required else ""
         return value, (f"CASE {missing}WHEN {r} IS NOT NULL AND {ident(f.name)} IS NULL THEN 'unparseable_timestamp: {name}' "
                        f"WHEN year({ident(f.name)}) NOT BETWEEN 2000 AND 2100 THEN 'out_of_range: {name}' END")
     if f.type == "integer":
-        d = D.try_double(r)
+        d = ident(f"_num_{f.name}")  # try_cast(raw AS DOUBLE), computed once in `picked`
         ok = " AND ".join(filter(None, [f"{d} = floor({d})", _range(d, f)]))
         value = f"CASE WHEN {ok} THEN {d}::BIGINT WHEN {r} IS NULL THEN {default} END"
         return value, (f"CASE WHEN {r} IS NOT NULL AND {d} IS NULL THEN 'invalid_type: {name}' "
@@ -334,7 +352,7 @@ def _typed(reader, f: Field, paths: tuple[Path_, ...], zone: str) -> tuple[str, 
     if f.type == "enum":
         fallback = default
         if f.default_if:
-            whens = " ".join(f"WHEN _r.{ident(k)} IS NOT NULL THEN {q(v)}" for k, v in f.default_if)
+            whens = " ".join(f"WHEN {raw_col(k)} IS NOT NULL THEN {q(v)}" for k, v in f.default_if)
             fallback = f"CASE {whens} ELSE {default} END"
         value = f"coalesce(lower({r}), {fallback})"
         values = ", ".join(q(v) for v in f.values)
@@ -395,7 +413,9 @@ def render_source(name: str) -> str:
     raws, typed, problems = [], [], []
     for f in stream.fields.values():
         paths = source.fields.get(f.name, ())
-        raws.append(f"{q(f.name)}: {_raw(reader, f, paths, zone)}")
+        raws.append(f"{_raw(reader, f, paths, zone)} AS {raw_col(f.name)}")
+        if f.type == "integer":
+            raws.append(f"{D.try_double(raw_col(f.name))} AS {ident('_num_' + f.name)}")
         value, problem = _typed(reader, f, paths, zone)
         typed.append(f"{value} AS {ident(f.col)}")
         if problem:
@@ -412,12 +432,13 @@ def render_source(name: str) -> str:
     skip_reason = f"coalesce({', '.join(skip_names + [q('not a ' + ('model call' if source.stream == 'inference' else 'track call'))])})"
     columns = ",\n       ".join(f"{ident(c)}::{t} AS {ident(c)}" for c, t in row_shape(stream)[7:-1])
     typed_sql = ",\n           ".join(typed)
+    raws_sql = ",\n           ".join(raws)
     dedup = ident(stream.fields[stream.dedup_key].col)
     return f"""-- Rendered by aiso_pipeline/ingest/render.py from ingest/sources/{source.file} and fields.yaml: do not edit.
 CREATE OR REPLACE TEMP MACRO {macro_name(source)}(source_file, naive_zone) AS TABLE
 WITH {reader.records_sql()}, picked AS (
     SELECT records.*, {keep} AS keep,
-           {{{", ".join(raws)}}} AS _r
+           {raws_sql}
     FROM records
 ), typed AS (
     SELECT *, {typed_sql}
@@ -441,11 +462,11 @@ FROM checked;"""
 
 
 def render_stream(stream: str) -> str:
-    """Every source macro of a stream, the recognizer, and the stream's loaded keys (for dedup.sql)."""
+    """The stream's recognizer and its loaded keys (for dedup.sql); each source's macro is render_source's."""
     key = streams()[stream].dedup_key
     history = (f"CREATE OR REPLACE TEMP VIEW _history AS SELECT {ident(key)} AS dedup_key, key_hash, dt "
                f"FROM raw.{stream}_events;")
-    return "\n\n".join([render_source(s.name) for s in for_stream(stream)] + [render_recognize(stream), history])
+    return "\n\n".join([render_recognize(stream), history])
 
 
 @cache
