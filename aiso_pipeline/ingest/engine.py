@@ -76,8 +76,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 problem = None if rows else "empty_file"
             except NotData as e:
                 problem = str(e)
-            except duckdb.Error as e:
-                problem = f"unreadable_file: {str(e).splitlines()[0]}"
+            except duckdb.Error as e:  # the reader's own words, naming the file as the tables do
+                problem = f"unreadable_file: {str(e).splitlines()[0].replace(str(f.path), f.source_file)}"
         if problem:
             file_errors[f.source_file] = problem
     con.execute("DROP VIEW IF EXISTS _lines")

@@ -191,10 +191,21 @@ class OtlpRecords:
            CASE WHEN opens_object THEN try(json_transform(payload, {q(self.LINE)})) END AS doc,
            doc IS NOT NULL OR (NOT opens_object AND coalesce(json_valid(payload), false)) AS valid_json
     FROM lines
+), counted AS (
+    SELECT *,
+           -- per resource, once: its unmapped attributes as JSON object members, for every span's `attributes`
+           CASE WHEN doc IS NOT NULL THEN flatten(flatten(list_transform(
+               list_transform(doc.resourceSpans, lambda r: {{'attrs': r.resource.attributes, 'scopes': r.scopeSpans,
+                   'members': array_to_string(otlp_members(r.resource.attributes, {self._resource_skip()}), ',')}}),
+               lambda rr: list_transform(rr.scopes, lambda sc: list_transform(sc.spans, lambda sp:
+                   {{'resource': rr.attrs, 'resource_members': rr.members, 'scope': sc.scope, 'span': sp}}))))) END AS found,
+           -- "spanId" written as a key: a span under a level of the wrong JSON type would silently be missing
+           (len(payload) - len(replace(payload, '"spanId"', ''))) // 8 AS span_keys
+    FROM docs
 ), shaped AS (
     SELECT *,
-           -- levels of the wrong JSON type would silently hold no spans: name them instead
-           CASE WHEN doc IS NULL THEN NULL
+           -- only when spans seem to be missing are the levels' JSON types looked at (three more parses)
+           CASE WHEN doc IS NULL OR span_keys <= len(found) THEN NULL
                 WHEN json_type(payload, '$.resourceSpans') IS DISTINCT FROM 'ARRAY'
                      THEN 'unparseable: resourceSpans is not an array'
                 WHEN NOT list_bool_and(list_transform(json_type(payload, '$.resourceSpans[*].scopeSpans'),
@@ -203,10 +214,8 @@ class OtlpRecords:
                 WHEN NOT list_bool_and(list_transform(json_type(payload, '$.resourceSpans[*].scopeSpans[*].spans'),
                                                       lambda t: t IN ('ARRAY', 'NULL')))
                      THEN 'unparseable: spans is not an array' END AS structure_problem,
-           CASE WHEN structure_problem IS NULL THEN flatten(flatten(list_transform(doc.resourceSpans, lambda r:
-               list_transform(r.scopeSpans, lambda sc: list_transform(sc.spans, lambda sp:
-                   {{'resource': r.resource.attributes, 'scope': sc.scope, 'span': sp}}))))) END AS spans
-    FROM docs
+           CASE WHEN structure_problem IS NULL THEN found END AS spans
+    FROM counted
 ), exploded AS (
     -- a line that is not an OTLP request at all is one record, quarantined whole
     SELECT line_number, 1 AS record_number, payload, NULL AS item, valid_json, false AS line_ok, structure_problem
@@ -220,7 +229,7 @@ class OtlpRecords:
            coalesce(payload, item.span::VARCHAR) AS payload,
            line_ok AND starts_with(item.span::VARCHAR, '{{') AS is_object,
            CASE WHEN line_ok AND starts_with(item.span::VARCHAR, '{{') THEN json_transform(item.span, {q(self.SPAN)}) END AS s,
-           item.scope AS scope, item.resource AS resource_attributes
+           item.scope AS scope, item.resource AS resource_attributes, item.resource_members AS resource_members
     FROM exploded
 ), records AS (
     SELECT *,
@@ -232,11 +241,13 @@ class OtlpRecords:
     FROM spans
 )"""
 
+    def _resource_skip(self) -> str:
+        return "[" + ", ".join(q(k) for k in self.mapped_resource) + "]::VARCHAR[]"
+
     def attributes_sql(self) -> str:
         span_keys = "[" + ", ".join(q(k) for k in self.mapped_attrs) + "]::VARCHAR[]"
-        res_keys = "[" + ", ".join(q(k) for k in self.mapped_resource) + "]::VARCHAR[]"
-        return (f"CASE WHEN is_object THEN otlp_attributes(span_attributes, {span_keys}, resource_attributes, "
-                f"{res_keys}, s.name, s.kind, scope.name, s.status.message) END")
+        return (f"CASE WHEN is_object THEN otlp_attributes(span_attributes, {span_keys}, resource_members, s.name, "
+                f"s.kind, scope.name, s.status.message) END")
 
 
 READERS = {"json": JsonRecords, "otlp": OtlpRecords}

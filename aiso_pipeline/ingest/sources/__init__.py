@@ -262,7 +262,8 @@ def _source(path: Path, order: int) -> Source:
             if key not in canon:
                 raise DeclarationError(f"vocabularies/{vocab['name']}.yaml: unknown key {key!r}")
             entries = []
-            for template in templates:
+            # a key spans inherit (user, session, feature) is also looked for where `inherit_at` says (a resource)
+            for template in templates + (vocab_spec.get("inherit_at") or [] if canon[key].inherit else []):
                 for entry in names:
                     if isinstance(entry, str):
                         entries.append(_path(_expand(template, entry), where))

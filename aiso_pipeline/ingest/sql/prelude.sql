@@ -53,17 +53,16 @@ CREATE OR REPLACE TEMP MACRO otlp_members(attrs, skip) AS
                    lambda a: to_json(a.key)::VARCHAR || ':' || otlp_value_json(a.value));
 
 -- A span's `attributes`: the span attributes no declaration maps, its name, kind, scope and status message, and
--- its resource's unmapped attributes under "resource".
-CREATE OR REPLACE TEMP MACRO otlp_attributes(span_attrs, span_skip, resource_attrs, resource_skip, span_name,
-                                             span_kind, scope_name, status_message) AS
+-- its resource's unmapped attributes under "resource" (`resource_members`: built once per resource).
+CREATE OR REPLACE TEMP MACRO otlp_attributes(span_attrs, span_skip, resource_members, span_name, span_kind,
+                                             scope_name, status_message) AS
     nullif('{' || array_to_string(list_filter(otlp_members(span_attrs, span_skip) || [
         CASE WHEN span_name IS NOT NULL THEN '"span.name":' || to_json(span_name)::VARCHAR END,
         CASE WHEN span_kind IS NOT NULL THEN '"span.kind":' || to_json(span_kind)::VARCHAR END,
         CASE WHEN scope_name IS NOT NULL THEN '"scope.name":' || to_json(scope_name)::VARCHAR END,
         CASE WHEN status_message IS NOT NULL AND status_message <> ''
              THEN '"status.message":' || to_json(status_message)::VARCHAR END,
-        CASE WHEN len(otlp_members(resource_attrs, resource_skip)) > 0
-             THEN '"resource":{' || array_to_string(otlp_members(resource_attrs, resource_skip), ',') || '}' END
+        CASE WHEN resource_members <> '' THEN '"resource":{' || resource_members || '}' END
     ], lambda m: m IS NOT NULL), ',') || '}', '{}')::JSON;
 
 -- No file staged yet: no lines, with the columns a stage has (so the parse macros bind, e.g. to create _parsed).
