@@ -299,3 +299,123 @@ def test_calls_from_every_source_join_their_outcomes(priced):
     assert got[last["request_id"]][2:] == (True, 42.5)
     joined = {rid for rid, row in got.items() if row[0]}
     assert joined == {c["request_id"] for c in named} | {last["request_id"]}
+
+
+def test_usage_keys_unmapped_fires_on_unread_usage_not_on_failed_calls_or_request_parameters(data):
+    """The ERROR check catches an export whose usage no declaration reads; a file whose only call failed (empty
+    usage) or that carries request parameters such as max_tokens passes."""
+    from aiso_pipeline.validation.engine import validate_partition
+    from aiso_pipeline_tests.conftest import inference, land
+    land(data, "inference", DT, "unread.jsonl", [inference("u1", usage={"prompt_tokens": 10, "completion_tokens": 2})])
+    land(data, "inference", DT, "failed.jsonl", [inference("f1", error_type="Timeout", usage={},
+                                                           **{"gen_ai.request.max_tokens": 512, "cost_center": "x"})])
+    ingest(data, "inference", DT)
+    from aiso_pipeline import warehouse
+    with warehouse.connect(data) as con:
+        outcome = next(o for o in validate_partition(con, data, "inference", DT) if o.check_name == "usage_keys_unmapped")
+    assert (outcome.passed, outcome.observed_value) == (False, 1.0)
+    assert outcome.details["files"] == [f"landing/inference/dt={DT}/unread.jsonl"]
+
+
+def test_a_canonical_file_with_other_tools_keys_stays_canonical(data):
+    from aiso_pipeline_tests.conftest import inference, land
+    rows = [inference(f"r{i}", input_tokens=10, trace_id="t1", type="chat", start_time="2026-03-10T09:00:00Z",
+                      usage_details={}) for i in range(3)]
+    land(data, "inference", DT, "a.jsonl", rows)
+    land(data, "product", DT, "p.jsonl", [{"message_id": "m1", "event": "Order Completed", "type": "purchase",
+                                           "timestamp": "2026-03-10T09:00:00Z", "user_id": "u1"}])
+    s = ingest(data, "inference", DT)
+    assert (s.sources, s.rows_loaded) == ({f"landing/inference/dt={DT}/a.jsonl": "canonical"}, 3)
+    assert ingest(data, "product", DT).rows_loaded == 1  # only Segment's identify/page/screen/group/alias skip
+
+
+def test_ancestors_resolve_once_per_span_however_often_a_file_lands(priced):
+    """The same trace delivered twice, 30 spans deep: the walk stays linear, the user comes from the root."""
+    spans = [_span(f"{i:016x}", **({"user.id": "u-root"} if i == 0 else {})) for i in range(30)]
+    for i, span in enumerate(spans):
+        span["name"] = "step"
+        if i:
+            span["parentSpanId"] = f"{i - 1:016x}"
+    spans[-1]["attributes"] = _span("x", **CALL)["attributes"]
+    for name in ("a.json", "b.json"):
+        target = priced.partition_dir("inference", DT) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(_otlp_line(*spans)) + "\n")
+    s = ingest(priced, "inference", DT)
+    assert (s.rows_loaded, s.rows_duplicate, s.rows_skipped) == (1, 1, 58)
+    assert query(priced, "SELECT user_id FROM raw.inference_events") == [("u-root",)]
+
+
+def test_cached_tokens_without_input_tokens_are_quarantined_not_priced_below_zero(data):
+    from aiso_pipeline_tests.conftest import inference, land
+    land(data, "inference", DT, "a.jsonl", [inference("r", cached_input_tokens=1000, output_tokens=10)])
+    assert ingest(data, "inference", DT).quarantine_reasons == {
+        "out_of_range: cached_input_tokens > input_tokens": 1}
+
+
+def test_otlp_parts_outside_the_shape_are_quarantined_not_read_as_absent(priced):
+    unwrapped = _span("c000000000000001", **CALL)
+    unwrapped["attributes"][2]["value"] = 812  # gen_ai.usage.input_tokens without its {"intValue": ...}
+    as_object = _span("c000000000000002")
+    as_object["attributes"] = {k: v for k, v in CALL.items()}
+    string_status = {**_span("c000000000000003", **CALL), "status": "ERROR"}
+    http = {**_span("c000000000000004", **{"http.request.method": "GET"}), "status": "ERROR"}  # not a call: skipped
+    events = _span("c000000000000005", **CALL)
+    events["events"] = [{"name": "exception", "timeUnixNano": "1773133200400000000", "attributes": [
+        {"key": "exception.type", "value": {"stringValue": "RateLimitError"}}]}]
+    target = priced.partition_dir("inference", DT) / "traces.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(_otlp_line(unwrapped, as_object, string_status, http, events, None)) + "\n")
+    s = ingest(priced, "inference", DT)
+    assert (s.rows_read, s.rows_loaded, s.rows_skipped, s.rows_quarantined) == (6, 1, 1, 4)
+    assert query(priced, "SELECT record_number, reason FROM quality.quarantine ORDER BY 1") == [
+        (1, "invalid_type: span value is not in the OTLP/JSON shape"),
+        (2, "invalid_type: span attributes is not in the OTLP/JSON shape"),
+        (3, "invalid_type: span status is not in the OTLP/JSON shape"),
+        (6, "unparseable: not a JSON object")]
+    (attributes,), = query(priced, "SELECT attributes FROM raw.inference_events")
+    assert json.loads(attributes)["span.events"][0]["name"] == "exception"  # nothing of the span is dropped
+
+
+def test_any_otlp_line_is_loaded_skipped_quarantined_or_counted(tmp_path_factory):
+    """Hypothesis: spans of arbitrary shapes (good calls, other spans, nulls, strings, attributes of the wrong
+    shape, missing ids) are each loaded, skipped, quarantined or a duplicate: the accounting always adds up."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from aiso_pipeline.config import data_dir
+
+    attr_values = st.one_of(st.text(max_size=8), st.integers(-5, 10**6), st.none(), st.booleans(),
+                            st.dictionaries(st.sampled_from(["stringValue", "intValue", "boolValue", "x"]),
+                                            st.one_of(st.text(max_size=5), st.integers(0, 99)), max_size=2))
+    keys = st.sampled_from(["gen_ai.operation.name", "gen_ai.request.model", "gen_ai.usage.input_tokens",
+                            "gen_ai.usage.output_tokens", "gen_ai.response.id", "user.id", "http.request.method",
+                            "openinference.span.kind", "error.type"])
+    attributes = st.one_of(st.lists(st.fixed_dictionaries({"key": keys, "value": attr_values}), max_size=6),
+                           st.dictionaries(keys, st.text(max_size=5), max_size=3), st.none())
+    good = st.builds(lambda i: _span(f"{i:016x}", **CALL), st.integers(0, 50))
+    spans = st.one_of(good, st.none(), st.text(max_size=5), st.integers(),
+                      st.builds(lambda sid, attrs, status: {"spanId": sid, "attributes": attrs, "status": status,
+                                                            "startTimeUnixNano": "1773133200000000000"},
+                                st.one_of(st.none(), st.sampled_from(["a1", "a2"])), attributes,
+                                st.one_of(st.none(), st.just({}), st.just("ERROR"), st.just({"code": 2}))))
+    lines = st.lists(st.one_of(st.lists(spans, max_size=5).map(lambda ss: json.dumps(_otlp_line(*ss))),
+                               st.just('{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": 1}'),
+                               st.just('{"resourceSpans": "x"}')), min_size=1, max_size=4)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(lines)
+    def check(batch):
+        data = data_dir(tmp_path_factory.mktemp("otlp") / "data")
+        for stream in ("inference", "product"):
+            data.landing(stream).mkdir(parents=True)
+        data.reference.mkdir(parents=True)
+        shutil.copyfile(DEFAULT_PRICES, data.prices)
+        target = data.partition_dir("inference", DT) / "traces.json"
+        target.parent.mkdir(parents=True)
+        target.write_text("\n".join(batch) + "\n")
+        s = ingest(data, "inference", DT)
+        assert s.rows_read == s.rows_loaded + s.rows_duplicate + s.rows_quarantined + s.rows_skipped, s
+        assert query(data, "SELECT count(*) FROM raw.inference_events WHERE request_id IS NULL OR model IS NULL "
+                           "OR status NOT IN ('ok', 'error', 'timeout')") == [(0,)]
+    check()

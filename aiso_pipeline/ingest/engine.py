@@ -136,8 +136,9 @@ def nothing_loaded(con: duckdb.DuckDBPyConnection, s: IngestSummary) -> str | No
 
 
 def recognize(con: duckdb.DuckDBPyConnection, stream: str) -> sources.Source:
-    """The source of the staged file: the declaration whose `recognize` matches most of its first records (ties go
-    to the one declared first), else the stream's fallback (its flat canonical form)."""
+    """The source of the staged file: the declaration that matches most of its first records (the fallback, flat
+    canonical source matches records with its required keys; ties go to the one declared first), else the
+    stream's fallback."""
     counts = dict(con.execute(f"FROM _recognize_{stream}()").fetchall())
     candidates = [s for s in sources.for_stream(stream) if counts.get(s.name)]
     if not candidates:

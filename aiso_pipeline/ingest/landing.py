@@ -25,7 +25,7 @@ class LandingFile:
 
 @dataclass(frozen=True)
 class Container:
-    """What a file holds, told from its bytes (never its name): `format` jsonl | json | parquet | csv,
+    """What a file holds, told from its bytes (never its name): `format` jsonl | json | json_array | parquet | csv,
     `compression` none | gzip | zstd; or `problem`, why it fits no reader (the file is quarantined whole)."""
     format: str | None = None
     compression: str = "none"
@@ -66,8 +66,15 @@ def partition_files(data: DataDir, stream: str, dt: str) -> list[LandingFile]:
 
 
 def _decompressed_head(raw: bytes, compression: str) -> bytes:
-    if compression == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, SNIFF_BYTES)
+    if compression == "gzip":  # member after member (an empty first member is legal gzip)
+        out, rest = b"", raw
+        while rest and len(out) < SNIFF_BYTES:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += d.decompress(rest, SNIFF_BYTES - len(out))
+            if not d.eof:
+                break
+            rest = d.unused_data
+        return out
     if compression == "zstd":
         return _zstd_head(raw)
     return raw
@@ -121,8 +128,10 @@ def container(f: LandingFile, stream: str | None = None) -> Container:
     complete = lines[:-1] if len(lines) > 1 and len(head) == SNIFF_BYTES else lines  # the last may be cut
     non_blank = [line for line in complete if line] or lines[:1]
     first = non_blank[0]
-    if first in ("{", "[") or (first.startswith("[") and len(non_blank) == 1):
-        return Container("json", compression)  # one JSON document: pretty-printed, or an array of records
+    if first.startswith("[") and (first == "[" or len(non_blank) == 1):
+        return Container("json_array", compression)  # one JSON document: an array of records
+    if first == "{":
+        return Container("json", compression)  # one JSON document: a pretty-printed object
     if any(line.startswith("{") for line in non_blank):
         return Container("jsonl", compression)  # lines that are not objects are quarantined one by one
     if stream is not None and _csv_header(first) & _top_level_keys(stream):

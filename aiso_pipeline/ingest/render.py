@@ -123,27 +123,18 @@ class JsonRecords:
     FROM lines
 )"""
 
+    def problem_sql(self) -> str | None:
+        return None  # a JSON object's problems are its canonical keys'
+
     def attributes_sql(self) -> str:
-        """Everything the declaration does not read: the record minus the keys it maps (json_merge_patch deletes a
-        key patched with null). A container the source reads only part of (e.g. `usage`) keeps its other keys."""
-        patch: dict = {}
-        whole = set()
-        for keys in self.index:
-            if len(keys) == 1:
-                whole.add(keys[0])
-        for keys in sorted(self.index, key=len):  # wildcard paths read inside arrays: the array is kept
-            if keys[0] in whole and len(keys) > 1:
-                continue
-            node = patch
-            for k in keys[:-1]:
-                node = node.setdefault(k, {})
-                if node is None:
-                    break
-            else:
-                node[keys[-1]] = None
-        consumed = "[" + ", ".join(q(k) for k in sorted(whole)) + "]" if whole else "[]::VARCHAR[]"
+        """Everything the declaration does not read: the record minus its top-level keys read whole (merge-patched
+        away). A container the source reads only part of (`usage`, `context`) is kept whole: nothing is lost, and
+        no empty shell is left where the read part was."""
+        whole = sorted({keys[0] for keys in self.index if len(keys) == 1})
+        consumed = "[" + ", ".join(q(k) for k in whole) + "]" if whole else "[]::VARCHAR[]"
+        patch = json.dumps({k: None for k in whole})
         return (f"CASE WHEN is_object AND len(list_filter(json_keys(payload), lambda k: NOT list_contains({consumed}, k)))"
-                f" > 0 THEN nullif(json_merge_patch(payload, {q(json.dumps(patch))})::VARCHAR, '{{}}')::JSON END")
+                f" > 0 THEN nullif(json_merge_patch(payload, {q(patch)})::VARCHAR, '{{}}')::JSON END")
 
 
 class OtlpRecords:
@@ -157,7 +148,12 @@ class OtlpRecords:
             '"version": "VARCHAR"}, "spans": ["JSON"]}]}]}') % ATTR
     SPAN = ('{"traceId": "VARCHAR", "spanId": "VARCHAR", "parentSpanId": "VARCHAR", "name": "VARCHAR", '
             '"kind": "VARCHAR", "startTimeUnixNano": "VARCHAR", "endTimeUnixNano": "VARCHAR", "attributes": %s, '
-            '"status": {"code": "VARCHAR", "message": "VARCHAR"}}') % ATTR
+            '"status": {"code": "VARCHAR", "message": "VARCHAR"}, "traceState": "VARCHAR", "events": "JSON", '
+            '"links": "JSON"}') % ATTR
+    # Parts of a span that are not in the OTLP/JSON shape read as absent: an attribute value that is not an
+    # AnyValue object, attributes that are not a key/value list, a status that is not an object. A regex over the
+    # line finds the (rare) lines that have one; only their spans are then looked at.
+    SHAPE = r'"value"\s*:\s*[^{\s]|"attributes"\s*:\s*[^\[\sn]|"status"\s*:\s*[^{\sn]'
 
     def __init__(self, source: Source):
         self.source = source
@@ -189,7 +185,8 @@ class OtlpRecords:
 ), docs AS (
     SELECT line_number, payload, opens_object,
            CASE WHEN opens_object THEN try(json_transform(payload, {q(self.LINE)})) END AS doc,
-           doc IS NOT NULL OR (NOT opens_object AND coalesce(json_valid(payload), false)) AS valid_json
+           doc IS NOT NULL OR (NOT opens_object AND coalesce(json_valid(payload), false)) AS valid_json,
+           doc IS NOT NULL AND regexp_matches(payload, {q(self.SHAPE)}) AS odd_shape
     FROM lines
 ), counted AS (
     SELECT *,
@@ -218,18 +215,24 @@ class OtlpRecords:
     FROM counted
 ), exploded AS (
     -- a line that is not an OTLP request at all is one record, quarantined whole
-    SELECT line_number, 1 AS record_number, payload, NULL AS item, valid_json, false AS line_ok, structure_problem
+    SELECT line_number, 1 AS record_number, payload, NULL AS item, valid_json, false AS line_ok, structure_problem,
+           false AS odd_shape
     FROM shaped WHERE doc IS NULL OR structure_problem IS NOT NULL
     UNION ALL
     SELECT line_number, unnest(generate_series(1, len(spans))) AS record_number, NULL AS payload,
-           unnest(spans) AS item, true, true, NULL
+           unnest(spans) AS item, true, true, NULL, odd_shape
     FROM shaped WHERE doc IS NOT NULL AND structure_problem IS NULL
 ), spans AS (
-    SELECT line_number, record_number, valid_json, structure_problem,
-           coalesce(payload, item.span::VARCHAR) AS payload,
-           line_ok AND starts_with(item.span::VARCHAR, '{{') AS is_object,
+    SELECT line_number, record_number, valid_json,
+           -- attributes that are not a key/value list hide whether the span is a model call: quarantined
+           coalesce(structure_problem, CASE WHEN starts_with(
+                    CASE WHEN odd_shape THEN nullif(regexp_extract(item.span::VARCHAR, {q(self.SHAPE)}), '') END, '"attributes"')
+                    THEN 'invalid_type: span attributes is not in the OTLP/JSON shape' END) AS structure_problem,
+           coalesce(payload, item.span::VARCHAR, 'null') AS payload,  -- a null element is a record too
+           line_ok AND coalesce(starts_with(item.span::VARCHAR, '{{'), false) AS is_object,
            CASE WHEN line_ok AND starts_with(item.span::VARCHAR, '{{') THEN json_transform(item.span, {q(self.SPAN)}) END AS s,
-           item.scope AS scope, item.resource AS resource_attributes, item.resource_members AS resource_members
+           item.scope AS scope, item.resource AS resource_attributes, item.resource_members AS resource_members,
+           CASE WHEN odd_shape THEN nullif(regexp_extract(item.span::VARCHAR, {q(self.SHAPE)}), '') END AS odd_part
     FROM exploded
 ), records AS (
     SELECT *,
@@ -244,10 +247,26 @@ class OtlpRecords:
     def _resource_skip(self) -> str:
         return "[" + ", ".join(q(k) for k in self.mapped_resource) + "]::VARCHAR[]"
 
+    def problem_sql(self) -> str | None:
+        """A model-call span with a part outside the OTLP shape (which would read as absent) is quarantined."""
+        return ("CASE WHEN odd_part IS NOT NULL THEN 'invalid_type: span ' || "
+                "regexp_extract(odd_part, '\"(\\w+)\"', 1) || ' is not in the OTLP/JSON shape' END")
+
     def attributes_sql(self) -> str:
         span_keys = "[" + ", ".join(q(k) for k in self.mapped_attrs) + "]::VARCHAR[]"
-        return (f"CASE WHEN is_object THEN otlp_attributes(span_attributes, {span_keys}, resource_members, s.name, "
-                f"s.kind, scope.name, s.status.message) END")
+        extras = ", ".join([
+            "CASE WHEN s.name IS NOT NULL THEN '\"span.name\":' || to_json(s.name)::VARCHAR END",
+            "CASE WHEN s.kind IS NOT NULL THEN '\"span.kind\":' || to_json(s.kind)::VARCHAR END",
+            "CASE WHEN scope.name IS NOT NULL THEN '\"scope.name\":' || to_json(scope.name)::VARCHAR END",
+            "CASE WHEN scope.version IS NOT NULL THEN '\"scope.version\":' || to_json(scope.version)::VARCHAR END",
+            "CASE WHEN nullif(s.status.message, '') IS NOT NULL "
+            "THEN '\"status.message\":' || to_json(s.status.message)::VARCHAR END",
+            "CASE WHEN nullif(s.traceState, '') IS NOT NULL THEN '\"span.trace_state\":' || to_json(s.traceState)::VARCHAR END",
+            "CASE WHEN s.events::VARCHAR NOT IN ('[]', 'null') THEN '\"span.events\":' || s.events::VARCHAR END",
+            "CASE WHEN s.links::VARCHAR NOT IN ('[]', 'null') THEN '\"span.links\":' || s.links::VARCHAR END",
+        ])
+        return (f"CASE WHEN is_object THEN otlp_attributes(span_attributes, {span_keys}, resource_members, "
+                f"[{extras}]) END")
 
 
 READERS = {"json": JsonRecords, "otlp": OtlpRecords}
@@ -268,6 +287,14 @@ def _path_text(reader, p: Path_, zone: str) -> str:
         total = " + ".join(f"coalesce({D.try_double(x)}, CASE WHEN {x} IS NULL THEN 0 END)" for x in parts)
         # a part that is not a number makes the sum one too: invalid, not absent
         return f"CASE WHEN {present} IS NOT NULL THEN coalesce(({total})::VARCHAR, 'not a number') END"
+    if p.sum_keys:
+        obj, part = reader.get(p.sum_keys[0]), p.sum_keys[1]
+        values = (f"list_transform(list_filter(map_entries(try(json_transform({obj}, '\"MAP(VARCHAR, VARCHAR)\"'))), "
+                  f"lambda e: contains(lower(e.key), {q(part)}) AND e.value IS NOT NULL), lambda e: e.value)")
+        total = f"list_sum(list_transform({values}, lambda x: {D.try_double('x')}))"
+        # no such key: absent; a value that is not a number: the sum is invalid, not absent
+        return (f"CASE WHEN len({values}) > 0 THEN CASE WHEN list_bool_and(list_transform({values}, "
+                f"lambda x: {D.try_double('x')} IS NOT NULL)) THEN ({total})::VARCHAR ELSE 'not a number' END END")
     if p.between:
         start, end = (reader.get(k) for k in p.between)
         return f"CASE WHEN {start} IS NOT NULL AND {end} IS NOT NULL THEN {start} || ' .. ' || {end} END"
@@ -433,8 +460,12 @@ def render_source(name: str) -> str:
             problems.append(problem)
         if f.at_most:
             other = stream.fields[f.at_most]
-            problems.append(f"CASE WHEN {ident(f.col)} > {ident(other.col)} THEN "
+            # an unknown bound counts as 0: cached tokens without input tokens would price below nothing
+            problems.append(f"CASE WHEN {ident(f.col)} > coalesce({ident(other.col)}, 0) THEN "
                             f"'out_of_range: {f.reason_name} > {other.reason_name}' END")
+    reader_problem = reader.problem_sql()
+    if reader_problem:
+        problems.append(reader_problem)
     for group in stream.one_of:
         missing = " AND ".join(f"{ident(stream.fields[k].col)} IS NULL" for k in group)
         problems.append(f"CASE WHEN {missing} THEN 'missing_required_key: {' or '.join(group)}' END")
@@ -465,7 +496,7 @@ WITH {reader.records_sql()}, picked AS (
 )
 SELECT source_file::VARCHAR AS source_file, line_number::BIGINT AS line_number,
        record_number::BIGINT AS record_number, {dedup}::VARCHAR AS dedup_key, reason,
-       CASE WHEN is_object AND NOT keep THEN {skip_reason} END AS skip_reason,
+       CASE WHEN reason IS NULL AND is_object AND NOT keep THEN {skip_reason} END AS skip_reason,
        CASE WHEN reason IS NOT NULL THEN payload END AS payload,
        {columns},
        {reader.attributes_sql()} AS attributes
@@ -482,16 +513,22 @@ def render_stream(stream: str) -> str:
 
 @cache
 def render_recognize(stream: str) -> str:
-    """_recognize(): for the head of the staged file, how many records each source's `recognize` matches."""
-    candidates = [s for s in for_stream(stream) if s.recognize]
-    if not candidates:
-        return f"CREATE OR REPLACE TEMP MACRO _recognize_{stream}() AS TABLE SELECT NULL::VARCHAR AS source, 0 AS n WHERE false;"
+    """_recognize_<stream>(): for the head of the staged file, how many records each source's `recognize` matches.
+    The fallback (flat canonical) source counts the records that carry its required keys under their first
+    names: a canonical file that happens to hold another tool's key (`trace_id`, `type`) stays canonical."""
 
     class Raw:
         def get(self, keys):
             return f"try(json_extract_string(payload, {q(D.json_path(keys))}))"
-    parts = [f"SELECT {q(s.name)} AS source, count(*) FILTER (WHERE {_condition(Raw(), s.recognize)}) AS n FROM head"
-             for s in candidates]
+    conditions = []
+    for s in for_stream(stream):
+        if s.recognize:
+            conditions.append((s, _condition(Raw(), s.recognize)))
+        else:
+            required = [f.name for f in streams()[stream].fields.values() if f.required]
+            firsts = [s.fields[k][0].keys for k in required if s.fields.get(k) and s.fields[k][0].keys]
+            conditions.append((s, "(" + " AND ".join(f"{Raw().get(k)} IS NOT NULL" for k in firsts) + ")"))
+    parts = [f"SELECT {q(s.name)} AS source, count(*) FILTER (WHERE {cond}) AS n FROM head" for s, cond in conditions]
     union = "\n    UNION ALL ".join(parts)
     return f"""CREATE OR REPLACE TEMP MACRO _recognize_{stream}() AS TABLE
 WITH head AS (
@@ -515,16 +552,19 @@ def render_finish(stream: str) -> str:
     missing = " OR ".join(f"{c} IS NULL" for c in cols)
     w_missing = " OR ".join(f"w.{c} IS NULL" for c in cols)
     carried = ", ".join(f"coalesce(w.{c}, s.{c})" for c in cols)
-    picked = ", ".join(f"arg_max({c}, depth) AS {c}" for c in cols)
+    picked = ", ".join(f"arg_max({c}, depth) AS {c}" for c in cols)  # the last step carries the closest values
     sets = ", ".join(f"{c} = coalesce(p.{c}, i.{c})" for c in cols)
     defaults = ", ".join(f"{ident(f.col)} = coalesce({ident(f.col)}, {q(f.default)})" for f in keys
                          if f.default is not None)
     return f"""-- Rendered by aiso_pipeline/ingest/render.py from fields.yaml (`inherit`): do not edit.
 CREATE OR REPLACE TEMP TABLE _inherited AS
 WITH RECURSIVE spans AS (
-    SELECT trace_id, span_id, parent_span_id, {", ".join(cols)}
+    -- one row per span, however often it was delivered (a file landed twice would make the walk branch at every
+    -- level); a quarantined span still links its parent and carries what it says
+    SELECT trace_id, span_id, min(parent_span_id) AS parent_span_id, {", ".join(f"min({c}) AS {c}" for c in cols)}
     FROM _parsed
-    WHERE span_id IS NOT NULL AND reason IS NULL
+    WHERE span_id IS NOT NULL
+    GROUP BY trace_id, span_id
 ), walk AS (
     SELECT source_file, line_number, record_number, trace_id, parent_span_id AS next, {", ".join(cols)}, 0 AS depth
     FROM _parsed

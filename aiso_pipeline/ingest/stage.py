@@ -23,8 +23,9 @@ class NotData(Exception):
 def stage(con: duckdb.DuckDBPyConnection, f: LandingFile, c: Container, stream: str) -> None:
     if c.format == "jsonl":
         warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=str(f.path), compression=c.compression)
-    elif c.format == "json":
-        warehouse.run(con, "ingest/sql/stage_json.sql", path=str(f.path), compression=c.compression)
+    elif c.format in ("json", "json_array"):
+        warehouse.run(con, "ingest/sql/stage_json.sql", path=str(f.path), compression=c.compression,
+                      json_format="array" if c.format == "json_array" else "unstructured")
     elif c.format == "parquet":
         _stage_parquet(con, str(f.path))
     elif c.format == "csv":
@@ -37,9 +38,14 @@ def _stage_parquet(con, path: str) -> None:
     """Each row as a JSON object (nested structs stay nested); line_number is the 1-based row."""
     reader = "read_parquet(?, hive_partitioning = false)"  # no `dt` column from the dt= folder name
     columns = con.execute(f"DESCRIBE SELECT * FROM {reader}", [path]).fetchall()
-    select = ", ".join(
-        f"strftime({ident(name)}, '%Y-%m-%dT%H:%M:%S.%fZ') AS {ident(name)}" if kind in NAIVE_TIMESTAMPS
-        else ident(name) for name, kind, *_ in columns)
+
+    def column(name: str, kind: str) -> str:
+        if kind in NAIVE_TIMESTAMPS:
+            return f"strftime({ident(name)}, '%Y-%m-%dT%H:%M:%S.%fZ') AS {ident(name)}"
+        if kind in ("DOUBLE", "FLOAT"):  # pandas writes a missing number as NaN: absent, not out of range
+            return f"CASE WHEN isnan({ident(name)}) THEN NULL ELSE {ident(name)} END AS {ident(name)}"
+        return ident(name)
+    select = ", ".join(column(name, kind) for name, kind, *_ in columns)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
                     SELECT to_json(t)::VARCHAR AS payload FROM (SELECT {select} FROM {reader}) AS t""", [path])
     con.execute("CREATE OR REPLACE TEMP VIEW _lines AS SELECT rowid + 1 AS line_number, payload FROM _staged")

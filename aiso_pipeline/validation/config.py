@@ -2,6 +2,7 @@
 <data dir>/reference/validation.yaml when that file exists."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,14 @@ def _validate(cfg: dict, path: Path) -> dict:
                     raise AisoError(f"{path}: {stream}.{check.name}.{key} is a fraction in [0, 1], got {value!r}")
     patterns = cfg["inference"]["usage_keys_unmapped"]["key_patterns"]
     if not isinstance(patterns, list) or not patterns or not all(isinstance(v, str) and v for v in patterns):
-        raise AisoError(f"{path}: inference.usage_keys_unmapped.key_patterns must be a non-empty list of strings")
+        raise AisoError(f"{path}: inference.usage_keys_unmapped.key_patterns must be a non-empty list of regular "
+                        f"expressions")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise AisoError(f"{path}: inference.usage_keys_unmapped.key_patterns: {pattern!r} is not a regular "
+                            f"expression ({e})") from None
     values = cfg["inference"]["status_accepted_values"]["values"]
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
         raise AisoError(f"{path}: inference.status_accepted_values.values must be a non-empty list of strings")

@@ -9,7 +9,6 @@ import datetime as dt_
 import json
 import math
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,8 +123,8 @@ def metrics(con: duckdb.DuckDBPyConnection, stream: str, dt: str, cfg: dict) -> 
     params = {"dt": dt, "history_days": int(c["volume"]["history_days"])}
     if stream == "product":
         params["lookback_days"] = int(c["unknown_request_share"]["lookback_days"])
-    else:  # a bound parameter: the patterns are the user's text, matched literally
-        params["usage_pattern"] = "|".join(re.escape(p.lower()) for p in c["usage_keys_unmapped"]["key_patterns"])
+    else:  # a bound parameter, never SQL text
+        params["usage_pattern"] = "|".join(f"(?:{p})" for p in c["usage_keys_unmapped"]["key_patterns"])
     rel = warehouse.run(con, f"validation/sql/{stream}_metrics.sql", **params)
     names = [d[0] for d in rel.description]
     return dict(zip(names, rel.fetchone()))

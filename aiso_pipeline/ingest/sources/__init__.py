@@ -67,7 +67,8 @@ class Path_:
     `strip` removes a prefix (`0x`), `map` translates a value (compared case-insensitively; null maps to nothing),
     `value` replaces any value with a constant, `unless` ignores the path when a condition holds, `scale`
     multiplies a number (seconds -> ms: 1000); or instead of keys, `between` (the time from one timestamp to another,
-    in ms) or `sum` (the sum of the paths that have a value)."""
+    in ms), `sum` (the sum of the paths that have a value) or `sum_keys` (the sum of an object's values whose key
+    contains a text: Langfuse's usage_details)."""
     keys: tuple[str, ...] = ()
     scale: float | None = None
     map: tuple[tuple[str, str | None], ...] = ()
@@ -76,6 +77,7 @@ class Path_:
     unless: "Condition | None" = None
     between: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     sum: tuple[tuple[str, ...], ...] = ()
+    sum_keys: tuple[tuple[str, ...], str] | None = None  # (object, substring): its values whose key contains it
 
     @property
     def text(self) -> str:
@@ -84,7 +86,7 @@ class Path_:
     def key_paths(self) -> list[tuple[str, ...]]:
         """Every record path this entry reads."""
         out = [self.keys] if self.keys else []
-        out += list(self.between or ()) + list(self.sum)
+        out += list(self.between or ()) + list(self.sum) + ([self.sum_keys[0]] if self.sum_keys else [])
         out += self.unless.paths() if self.unless else []
         return out
 
@@ -195,7 +197,7 @@ def _path(entry, where: str) -> Path_:
         return Path_(_keys(entry, where))
     if not isinstance(entry, dict):
         raise DeclarationError(f"{where}: a path entry is a string or a mapping, got {entry!r}")
-    unknown = set(entry) - {"path", "scale", "map", "between", "sum", "strip", "value", "unless"}
+    unknown = set(entry) - {"path", "scale", "map", "between", "sum", "sum_keys", "strip", "value", "unless"}
     if unknown:
         raise DeclarationError(f"{where}: unknown path option(s) {sorted(unknown)}")
     if "between" in entry:
@@ -203,6 +205,9 @@ def _path(entry, where: str) -> Path_:
         return Path_(between=(_keys(start, where), _keys(end, where)))
     if "sum" in entry:
         return Path_(sum=tuple(_keys(k, where) for k in entry["sum"]))
+    if "sum_keys" in entry:
+        spec = entry["sum_keys"]
+        return Path_(sum_keys=(_keys(spec["path"], where), str(spec["containing"]).lower()))
     mapping = tuple((str(k).lower(), None if v is None else str(v)) for k, v in (entry.get("map") or {}).items())
     scale = entry.get("scale")
     unless = _condition(entry["unless"], where, {}) if entry.get("unless") else None

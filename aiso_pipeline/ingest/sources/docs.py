@@ -31,6 +31,8 @@ def _paths(paths: tuple[Path_, ...], limit: int = 3) -> str:
     for p in paths:
         if p.between:
             shown.append(f"`{'/'.join(p.between[1])}` − `{'/'.join(p.between[0])}`")
+        elif p.sum_keys:
+            shown.append(f"sum of `{'/'.join(p.sum_keys[0])}/*{p.sum_keys[1]}*`")
         elif p.sum:
             shown.append("sum of " + ", ".join(f"`{'/'.join(k)}`" for k in p.sum[:2]) + ", …")
         else:

@@ -4,23 +4,24 @@
 -- A timestamp: epoch seconds, milliseconds, microseconds or nanoseconds told apart by magnitude (|x| < 1e11: s;
 -- < 1e14: ms; < 1e17: µs; else ns: every instant of 2000-2100 falls in exactly one range), integers computed
 -- exactly; ISO-8601 with an offset or Z; ISO-8601 without one only when the data directory names a zone for it
--- (reference/ingest.yaml), else NULL (quarantined, never guessed).
+-- (reference/ingest.yaml), else NULL (quarantined, never guessed). Epochs written as doubles (1.7731332e+18) count.
 CREATE OR REPLACE TEMP MACRO epoch_micros(raw) AS
     CASE WHEN regexp_full_match(raw, '-?[0-9]{1,19}') THEN
              CASE WHEN abs(raw::HUGEINT) < 100000000000 THEN raw::HUGEINT * 1000000
                   WHEN abs(raw::HUGEINT) < 100000000000000 THEN raw::HUGEINT * 1000
                   WHEN abs(raw::HUGEINT) < 100000000000000000 THEN raw::HUGEINT
                   ELSE raw::HUGEINT // 1000 END
-         WHEN regexp_full_match(raw, '-?[0-9]{1,19}\.[0-9]+') THEN
+         WHEN regexp_full_match(raw, '-?[0-9]{1,19}\.[0-9]+|-?[0-9](\.[0-9]+)?[eE]\+?[0-9]{1,2}') THEN  -- or a double's text
              round(CASE WHEN abs(raw::DOUBLE) < 1e11 THEN raw::DOUBLE * 1e6
                         WHEN abs(raw::DOUBLE) < 1e14 THEN raw::DOUBLE * 1e3
                         WHEN abs(raw::DOUBLE) < 1e17 THEN raw::DOUBLE
                         ELSE raw::DOUBLE / 1e3 END)::HUGEINT END;
 
 CREATE OR REPLACE TEMP MACRO parse_timestamp(raw, naive_zone) AS
-    CASE WHEN regexp_full_match(raw, '-?[0-9]{1,19}(\.[0-9]+)?')
+    CASE WHEN regexp_full_match(raw, '-?[0-9]{1,19}(\.[0-9]+)?|-?[0-9](\.[0-9]+)?[eE]\+?[0-9]{1,2}')
              THEN try(to_timestamp(0) + to_microseconds(epoch_micros(raw)::BIGINT))
-         WHEN regexp_matches(raw, '([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$')  -- ISO-8601 with an offset
+         -- ISO-8601 with an offset after the time (a date alone is not an instant: its day is not an offset)
+         WHEN regexp_matches(raw, '[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$')
              THEN try_cast(raw AS TIMESTAMPTZ)
          WHEN naive_zone IS NOT NULL
               AND regexp_full_match(raw, '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?')
@@ -52,16 +53,11 @@ CREATE OR REPLACE TEMP MACRO otlp_members(attrs, skip) AS
     list_transform(list_filter(coalesce(attrs, []), lambda a: a.key IS NOT NULL AND NOT list_contains(skip, a.key)),
                    lambda a: to_json(a.key)::VARCHAR || ':' || otlp_value_json(a.value));
 
--- A span's `attributes`: the span attributes no declaration maps, its name, kind, scope and status message, and
--- its resource's unmapped attributes under "resource" (`resource_members`: built once per resource).
-CREATE OR REPLACE TEMP MACRO otlp_attributes(span_attrs, span_skip, resource_members, span_name, span_kind,
-                                             scope_name, status_message) AS
-    nullif('{' || array_to_string(list_filter(otlp_members(span_attrs, span_skip) || [
-        CASE WHEN span_name IS NOT NULL THEN '"span.name":' || to_json(span_name)::VARCHAR END,
-        CASE WHEN span_kind IS NOT NULL THEN '"span.kind":' || to_json(span_kind)::VARCHAR END,
-        CASE WHEN scope_name IS NOT NULL THEN '"scope.name":' || to_json(scope_name)::VARCHAR END,
-        CASE WHEN status_message IS NOT NULL AND status_message <> ''
-             THEN '"status.message":' || to_json(status_message)::VARCHAR END,
+-- A span's `attributes`: the span attributes no declaration maps, the span's other parts (`extras`: '"key":value'
+-- members or NULL: its name, kind, scope, status message, events, links), and its resource's unmapped attributes
+-- under "resource" (`resource_members`: built once per resource).
+CREATE OR REPLACE TEMP MACRO otlp_attributes(span_attrs, span_skip, resource_members, extras) AS
+    nullif('{' || array_to_string(list_filter(otlp_members(span_attrs, span_skip) || extras || [
         CASE WHEN resource_members <> '' THEN '"resource":{' || resource_members || '}' END
     ], lambda m: m IS NOT NULL), ',') || '}', '{}')::JSON;
 

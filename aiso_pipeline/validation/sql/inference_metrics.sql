@@ -22,7 +22,7 @@ volume AS (
            coalesce(list({'dt': dt::VARCHAR, 'rows': n} ORDER BY dt) FILTER (WHERE dt < $dt::DATE), []) AS history
     FROM days
 ),
-usage AS (
+usage AS (  -- a usage or cost key (its name matches $usage_pattern) with a value that says something
     SELECT count(*) AS files_usage_unmapped, coalesce(list(source_file ORDER BY source_file), []) AS usage_unmapped_files
     FROM (
         SELECT source_file
@@ -30,9 +30,10 @@ usage AS (
         WHERE dt = $dt::DATE
         GROUP BY source_file
         HAVING bool_and(input_tokens IS NULL AND output_tokens IS NULL AND cost_usd IS NULL)
-           AND bool_or(len(list_filter(coalesce(json_keys(attributes), []),
-                                       lambda k: regexp_matches(lower(k), $usage_pattern))) > 0)
+           AND bool_or(len(list_filter(coalesce(map_entries(try(json_transform(attributes, '"MAP(VARCHAR, JSON)"'))), []),
+                                       lambda e: regexp_matches(lower(e.key), $usage_pattern)
+                                                 AND e.value::VARCHAR NOT IN ('{}', '[]', 'null', '0', '0.0', '""'))) > 0)
     )
-)
+),
 SELECT log.*, volume.*, usage.*, NULL::BIGINT AS with_request_id, NULL::BIGINT AS unknown_request_id
 FROM log, volume, usage;
