@@ -419,3 +419,21 @@ def test_any_otlp_line_is_loaded_skipped_quarantined_or_counted(tmp_path_factory
         assert query(data, "SELECT count(*) FROM raw.inference_events WHERE request_id IS NULL OR model IS NULL "
                            "OR status NOT IN ('ok', 'error', 'timeout')") == [(0,)]
     check()
+
+
+def test_otlp_as_the_collectors_legacy_zstd_path_writes_it(priced):
+    """`compression: zstd` on the file exporter's legacy path: each request a zstd frame after its 4-byte length."""
+    import struct
+
+    import zstandard
+    lines = (FIXTURES / "otlp" / "traces.json").read_text().splitlines()
+    target = priced.partition_dir("inference", DT) / "traces.json"
+    target.parent.mkdir(parents=True)
+    with open(target, "wb") as out:
+        for line in lines:
+            frame = zstandard.ZstdCompressor().compress(line.encode())
+            out.write(struct.pack(">I", len(frame)) + frame)
+    s = ingest(priced, "inference", DT)
+    want = expected("otlp", "traces.json")
+    assert (s.rows_read, s.rows_loaded, s.rows_skipped) == (want["rows_read"], len(want["rows"]), want["skipped"])
+    assert set(loaded_inferences(priced)) == {r["request_id"] for r in want["rows"]}

@@ -68,7 +68,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
         problem = c.problem
         if problem is None:
             try:
-                stage(con, f, c, stream)
+                stage(con, f, c, stream, data.work_db.parent / "staging")
                 source = recognize(con, stream)
                 read_as[f.source_file] = source.name
                 (rows,) = con.execute(f"INSERT INTO _parsed FROM {parser(source)}(?, ?)",

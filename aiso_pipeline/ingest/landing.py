@@ -26,7 +26,8 @@ class LandingFile:
 @dataclass(frozen=True)
 class Container:
     """What a file holds, told from its bytes (never its name): `format` jsonl | json | json_array | parquet | csv,
-    `compression` none | gzip | zstd; or `problem`, why it fits no reader (the file is quarantined whole)."""
+    `compression` none | gzip | zstd | zstd_frames (length-prefixed zstd frames, one JSON object each); or `problem`,
+    why it fits no reader (the file is quarantined whole)."""
     format: str | None = None
     compression: str = "none"
     problem: str | None = None
@@ -108,6 +109,10 @@ def container(f: LandingFile, stream: str | None = None) -> Container:
         raw = fh.read(SNIFF_BYTES)
     if raw.startswith(PARQUET_MAGIC):
         return Container("parquet")
+    if len(raw) >= 8 and raw[4:8] == ZSTD_MAGIC:
+        # the Collector's file exporter with `compression: zstd` (legacy path): each request is one zstd frame
+        # after its 4-byte big-endian length (exportMessageAsBuffer)
+        return Container("jsonl", "zstd_frames")
     compression = "gzip" if raw.startswith(GZIP_MAGIC) else "zstd" if raw.startswith(ZSTD_MAGIC) else "none"
     try:
         head = _decompressed_head(raw, compression)

@@ -4,6 +4,8 @@ bytes). Every source's parse then reads `_lines` (ingest/render.py). DuckDB-spec
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from aiso_pipeline import warehouse
@@ -20,8 +22,18 @@ class NotData(Exception):
     names none of the stream's keys): it is quarantined whole with this reason."""
 
 
-def stage(con: duckdb.DuckDBPyConnection, f: LandingFile, c: Container, stream: str) -> None:
-    if c.format == "jsonl":
+MAX_FRAME = 16 * 1024 * 1024  # one decompressed frame: a line, bounded like every line (stage_jsonl.sql)
+
+
+def stage(con: duckdb.DuckDBPyConnection, f: LandingFile, c: Container, stream: str, scratch: Path) -> None:
+    if c.compression == "zstd_frames":
+        plain = scratch / "frames.jsonl"
+        _unframe(f.path, plain)
+        try:
+            warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=str(plain), compression="none")
+        finally:
+            plain.unlink(missing_ok=True)
+    elif c.format == "jsonl":
         warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=str(f.path), compression=c.compression)
     elif c.format in ("json", "json_array"):
         warehouse.run(con, "ingest/sql/stage_json.sql", path=str(f.path), compression=c.compression,
@@ -32,6 +44,28 @@ def stage(con: duckdb.DuckDBPyConnection, f: LandingFile, c: Container, stream: 
         _stage_csv(con, str(f.path), c.compression, stream)
     else:
         raise ValueError(c)
+
+
+def _unframe(source: Path, target: Path) -> None:
+    """Length-prefixed zstd frames -> JSON lines (a frame per line, so line n is frame n)."""
+    import struct
+
+    import zstandard
+    target.parent.mkdir(parents=True, exist_ok=True)
+    decompressor = zstandard.ZstdDecompressor()
+    with open(source, "rb") as src, open(target, "wb") as out:
+        while header := src.read(4):
+            if len(header) < 4:
+                raise NotData("unreadable_file: a zstd frame's length is cut short")
+            (size,) = struct.unpack(">I", header)
+            frame = src.read(size)
+            if len(frame) < size:
+                raise NotData("unreadable_file: the last zstd frame is cut short")
+            try:
+                text = decompressor.decompress(frame, max_output_size=MAX_FRAME)
+            except zstandard.ZstdError as e:
+                raise NotData(f"unreadable_file: a zstd frame does not decompress ({e})") from None
+            out.write(text.replace(b"\n", b" ").rstrip() + b"\n")
 
 
 def _stage_parquet(con, path: str) -> None:
