@@ -50,6 +50,12 @@ class DataDir:
         return self.root / ".dagster"
 
 
+def literal(path: str | os.PathLike) -> str:
+    """A file's path as DuckDB's readers take it: they expand `[ ] * ?` as a glob, so each is put in a bracket
+    class of its own (`x[1].jsonl` -> `x[[]1].jsonl`): the path names exactly that file, never a pattern."""
+    return str(path).replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
+
+
 def data_dir(path: str | os.PathLike | None = None) -> DataDir:
     """The data directory: `path`, else $AISO_DATA_DIR, else ./data."""
     raw = path or os.environ.get("AISO_DATA_DIR") or "data"

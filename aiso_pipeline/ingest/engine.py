@@ -89,7 +89,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     if files:
         con.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?, ?, ?)", [
             (f.source_file, formats[f.source_file], read_as.get(f.source_file), f.bytes, f.mtime,
-             file_errors.get(f.source_file), preview(f) if f.source_file in file_errors else None) for f in files])
+             file_errors.get(f.source_file), preview(f) if f.source_file in file_errors and not f.problem else None)
+            for f in files])
 
     warehouse.run(con, "ingest/sql/dedup.sql", dt=dt)
     if stream == "inference":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ class LandingFile:
     source_file: str  # path relative to the data directory, as recorded in the tables
     bytes: int
     mtime: datetime
+    problem: str | None = None  # set when the file must not be opened at all (quarantined whole)
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,38 @@ def require_landing(data: DataDir, stream: str) -> Path:
 
 
 def partition_files(data: DataDir, stream: str, dt: str) -> list[LandingFile]:
-    """Files in landing/<stream>/dt=<dt>/, sorted by name. Hidden and marker files (.*, _*) are not data."""
+    """Files in landing/<stream>/dt=<dt>/ and its subfolders, sorted by name. Hidden and marker files and folders
+    (.*, _*: `_SUCCESS`, a writer's `_temporary/` or `.staging/`) are not data. A file that cannot be read safely
+    is listed with its `problem` (quarantined whole, never opened): a link to outside the data directory, or a name
+    that is not UTF-8 (no table can hold it)."""
     require_landing(data, stream)
     folder = data.partition_dir(stream, dt)
     if not folder.is_dir():
         return []
+    root = data.root.resolve()
     files = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.name.startswith((".", "_")):
-            continue
-        stat = path.stat()
-        files.append(LandingFile(path, path.relative_to(data.root).as_posix(), stat.st_size,
-                                 datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
-    return files
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        for name in filenames:
+            if name.startswith((".", "_")):
+                continue
+            path = Path(dirpath) / name
+            relative = os.fsencode(path.relative_to(data.root)).decode("utf-8", "backslashreplace")
+            problem = None
+            if relative != path.relative_to(data.root).as_posix():
+                problem = "unsupported_file_name: the name is not UTF-8: rename the file"
+            real = path.resolve()
+            if not real.is_relative_to(root):
+                problem = "outside_data_directory: a link to a file outside the data directory is not read"
+            elif not real.is_file():
+                continue  # a link to a folder or to nothing
+            try:
+                stat = path.stat() if problem is None else path.lstat()
+            except OSError:
+                continue  # removed since it was listed
+            files.append(LandingFile(path, relative, stat.st_size, datetime.fromtimestamp(stat.st_mtime, timezone.utc),
+                                     problem))
+    return sorted(files, key=lambda f: f.source_file)
 
 
 def _decompressed_head(raw: bytes, compression: str) -> bytes:
@@ -103,6 +124,8 @@ def _zstd_head(raw: bytes) -> bytes:
 def container(f: LandingFile, stream: str | None = None) -> Container:
     """What the file holds, from its first bytes; Container.problem when it is empty or fits no reader. JSON lines
     when any of the first lines opens an object; CSV when the first line is a header naming keys of the stream."""
+    if f.problem:
+        return Container(problem=f.problem)
     if f.bytes == 0:
         return Container(problem="empty_file")
     with open(f.path, "rb") as fh:

@@ -8,7 +8,7 @@ from datetime import date
 
 import duckdb
 
-from aiso_pipeline.config import DEFAULT_PRICES, DataDir
+from aiso_pipeline.config import DEFAULT_PRICES, DataDir, literal
 from aiso_pipeline.errors import AisoError
 
 COLUMNS = ["model_pattern", "valid_from", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok"]
@@ -28,8 +28,8 @@ def read_prices(path) -> list[dict]:
     if not path.exists():
         raise AisoError(f"price table {path} does not exist: restore it or delete reference/ to get the default")
     try:
-        rows = duckdb.read_csv(str(path), header=True, all_varchar=True).fetchall()
-        header = duckdb.read_csv(str(path), header=True, all_varchar=True).columns
+        rows = duckdb.read_csv(literal(path), header=True, all_varchar=True).fetchall()
+        header = duckdb.read_csv(literal(path), header=True, all_varchar=True).columns
     except duckdb.Error as e:
         raise AisoError(f"price table {path} cannot be read: {str(e).splitlines()[0]}") from e
     missing = [c for c in COLUMNS[:4] if c not in header]

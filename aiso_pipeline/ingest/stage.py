@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from aiso_pipeline import warehouse
+from aiso_pipeline.config import literal
 from aiso_pipeline.ingest import sources
 from aiso_pipeline.ingest.landing import CONTAINERS, Container, LandingFile
 from aiso_pipeline.ingest.render import ident
@@ -26,22 +27,23 @@ MAX_FRAME = 16 * 1024 * 1024  # one decompressed frame: a line, bounded like eve
 
 
 def stage(con: duckdb.DuckDBPyConnection, f: LandingFile, c: Container, stream: str, scratch: Path) -> None:
+    """Every reader gets the file's literal path (config.literal): a name with [ ] * ? is that file, no pattern."""
     if c.compression == "zstd_frames":
         plain = scratch / "frames.jsonl"
         _unframe(f.path, plain)
         try:
-            warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=str(plain), compression="none")
+            warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=literal(plain), compression="none")
         finally:
             plain.unlink(missing_ok=True)
     elif c.format == "jsonl":
-        warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=str(f.path), compression=c.compression)
+        warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=literal(f.path), compression=c.compression)
     elif c.format in ("json", "json_array"):
-        warehouse.run(con, "ingest/sql/stage_json.sql", path=str(f.path), compression=c.compression,
+        warehouse.run(con, "ingest/sql/stage_json.sql", path=literal(f.path), compression=c.compression,
                       json_format="array" if c.format == "json_array" else "unstructured")
     elif c.format == "parquet":
-        _stage_parquet(con, str(f.path))
+        _stage_parquet(con, literal(f.path))
     elif c.format == "csv":
-        _stage_csv(con, str(f.path), c.compression, stream)
+        _stage_csv(con, literal(f.path), c.compression, stream)
     else:
         raise ValueError(c)
 

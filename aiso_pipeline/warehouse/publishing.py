@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from aiso_pipeline.config import DataDir
+from aiso_pipeline.config import DataDir, literal
 from aiso_pipeline.errors import AisoError
 from aiso_pipeline.warehouse import _open_writer, duckdb_config, run, transaction
 
@@ -201,7 +201,7 @@ def _build_catalog(con, data: DataDir, tables: dict, lake: list[str], number: in
         for table, columns in tables.items():
             target = f"{CATALOG}.{_name(table)}"
             if table in lake and files.get(table):
-                listing = ", ".join(f"'{_literal(f)}'" for f in files[table])
+                listing = ", ".join(f"'{_literal(literal(f))}'" for f in files[table])
                 reader = f"read_parquet([{listing}], union_by_name = true)"
                 # a column added since every listed file was written reads as NULL until its days are rewritten
                 present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
