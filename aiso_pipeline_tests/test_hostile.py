@@ -92,3 +92,49 @@ def test_a_link_to_a_file_outside_the_data_directory_is_never_read(data, tmp_pat
     quarantined = published(data, "SELECT reason, coalesce(payload, '') FROM quality.quarantine")
     assert [r[0].split(":")[0] for r in quarantined] == ["outside_data_directory"]
     assert "AKIA" not in repr(published(data, "FROM quality.quarantine")) + repr(published(data, "FROM quality.ingest_log"))
+
+
+def _csv(rows: list[str]) -> str:
+    return "request_id,timestamp,model,input_tokens\n" + "".join(r + "\n" for r in rows)
+
+
+GOOD_CSV = [f"r{i},2025-06-01T10:00:00Z,gpt-4o,{i}" for i in range(200)]
+
+
+def test_one_ragged_csv_row_is_quarantined_and_the_file_loads(data, capsys):
+    folder = data.partition_dir("inference", DT)
+    folder.mkdir(parents=True)
+    (folder / "extra_mid.csv").write_text(_csv(GOOD_CSV[:100] + ["x1,2025-06-01T10:00:00Z,gpt-4o,5,EXTRA"]
+                                               + GOOD_CSV[100:]))
+    (folder / "extra_first.csv").write_text(_csv(["x2,2025-06-01T10:00:00Z,gpt-4o,5,EXTRA"]
+                                                 + [r.replace("r", "f", 1) for r in GOOD_CSV]))
+    (folder / "unclosed.csv").write_text(_csv([r.replace("r", "u", 1) for r in GOOD_CSV[:100]]
+                                              + ['x3,"2025-06-01T10:00:00Z,gpt-4o,5']
+                                              + [r.replace("r", "v", 1) for r in GOOD_CSV[100:]]))
+    assert cli(data, "run", "--date", DT) == 0
+    log = {r[0].rsplit("/", 1)[1]: r[1:] for r in published(
+        data, "SELECT source_file, rows_read, rows_loaded, rows_quarantined FROM quality.ingest_log")}
+    assert log == {"extra_mid.csv": (201, 200, 1), "extra_first.csv": (201, 200, 1), "unclosed.csv": (201, 200, 1)}
+    assert published(data, "SELECT source_file, line_number, reason FROM quality.quarantine ORDER BY 1") == [
+        (f"landing/inference/dt={DT}/extra_first.csv", 2, "unparseable: more fields than the CSV header"),
+        (f"landing/inference/dt={DT}/extra_mid.csv", 102, "unparseable: more fields than the CSV header"),
+        (f"landing/inference/dt={DT}/unclosed.csv", 102, "unparseable: unclosed quote")]
+    # rows keep their physical line numbers around the rejected one
+    assert published(data, """SELECT request_id, line_number FROM raw.inference_events
+                              WHERE request_id IN ('r99', 'r100', 'u99', 'v100', 'v199') ORDER BY 1""") == [
+        ("r100", 103), ("r99", 101), ("u99", 101), ("v100", 103), ("v199", 202)]
+
+
+def test_a_bad_byte_far_into_a_file_or_an_oversized_line_loses_only_that_line(data, capsys):
+    folder = data.partition_dir("inference", DT)
+    folder.mkdir(parents=True)
+    good = [json.dumps(inference(f"r{i}", note="x" * 40)).encode() for i in range(2000)]  # well past 64 KiB
+    bad = json.dumps(inference("latin")).encode().replace(b"latin", b"lat\xe9n")
+    huge = json.dumps(inference("huge", pad="y" * (17 * 1024 * 1024))).encode()
+    (folder / "a.jsonl").write_bytes(b"\n".join(good[:1500] + [bad] + good[1500:1800] + [huge] + good[1800:]) + b"\n")
+    assert cli(data, "run", "--date", DT) == 0
+    assert published(data, "SELECT rows_read, rows_loaded, rows_quarantined FROM quality.ingest_log") == [
+        (2002, 2000, 2)]
+    assert published(data, "SELECT line_number, reason FROM quality.quarantine ORDER BY 1") == [
+        (1501, "unparseable: not UTF-8 text"), (1802, "unparseable: line over 16 MiB")]
+    assert published(data, "SELECT line_number FROM raw.inference_events WHERE request_id = 'r1999'") == [(2002,)]

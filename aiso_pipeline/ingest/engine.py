@@ -18,10 +18,11 @@ from aiso_pipeline.ingest import render, sources
 from aiso_pipeline.ingest.landing import container, partition_files, preview
 from aiso_pipeline.ingest.prices import load_model_candidates, load_prices
 from aiso_pipeline.ingest.settings import load_settings
-from aiso_pipeline.ingest.stage import NotData, stage
+from aiso_pipeline.ingest.stage import NotData, drop_segments, stage
 
 TEMP_TABLES = ("_staged", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
-               "_prices", "_inherited", "_model_candidates")
+               "_prices", "_inherited", "_model_candidates", "_staged_rejects", "_segment_rejects",
+               "_reject_errors", "_reject_scans")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 read_as[f.source_file] = source.name
                 (rows,) = con.execute(f"INSERT INTO _parsed FROM {parser(source)}(?, ?)",
                                       [f.source_file, settings.naive_timezone]).fetchone()
+                # lines the reader could not read (bad bytes, over the size, ragged CSV rows): each its own row
+                (rejected,) = con.execute("""INSERT INTO _parsed BY NAME
+                                             SELECT ?::VARCHAR AS source_file, line_number, 1 AS record_number,
+                                                    reason, payload FROM _staged_rejects""",
+                                          [f.source_file]).fetchone()
+                rows += rejected
                 problem = None if rows else "empty_file"
             except NotData as e:
                 problem = str(e)
@@ -82,6 +89,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
             file_errors[f.source_file] = problem
     con.execute("DROP VIEW IF EXISTS _lines")
     con.execute("DROP TABLE IF EXISTS _staged")  # the last file's text: not needed past the parse
+    drop_segments(con)
     for statement in warehouse.statements(render.render_finish(stream)):
         con.execute(statement)
     con.execute("""CREATE OR REPLACE TEMP TABLE _files (source_file VARCHAR, file_format VARCHAR, source VARCHAR,

@@ -14,6 +14,7 @@ from aiso_pipeline.errors import AisoError
 SNIFF_BYTES = 64 * 1024
 GZIP_MAGIC, ZSTD_MAGIC, PARQUET_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PAR1"
 CONTAINERS = "JSON lines, a JSON document, Parquet or CSV, plain, gzip or zstd"
+CSV_DELIMITERS = (",", ";", "\t", "|")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Container:
     format: str | None = None
     compression: str = "none"
     problem: str | None = None
+    header: tuple[str, ...] = ()  # CSV: the header's column names
+    delimiter: str = ","  # CSV
 
     @property
     def label(self) -> str:
@@ -162,18 +165,22 @@ def container(f: LandingFile, stream: str | None = None) -> Container:
         return Container("json", compression)  # one JSON document: a pretty-printed object
     if any(line.startswith("{") for line in non_blank):
         return Container("jsonl", compression)  # lines that are not objects are quarantined one by one
-    if stream is not None and _csv_header(first) & _top_level_keys(stream):
-        return Container("csv", compression)
+    if stream is not None:
+        # CSV: the delimiter whose header names the most of the stream's keys
+        keys = _top_level_keys(stream)
+        best = max(CSV_DELIMITERS, key=lambda d: len(set(_csv_header(first, d)) & keys))
+        if set(_csv_header(first, best)) & keys:
+            return Container("csv", compression, header=tuple(_csv_header(first, best)), delimiter=best)
     return Container(problem=f"unsupported_format: not {CONTAINERS} (no JSON object, and no CSV header naming "
                              f"{stream or 'the stream'}'s keys, in the first {SNIFF_BYTES // 1024} KiB)")
 
 
-def _csv_header(line: str) -> set[str]:
+def _csv_header(line: str, delimiter: str = ",") -> list[str]:
     import csv
     try:
-        return {cell.strip() for cell in next(csv.reader([line]))}
+        return [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))]
     except (csv.Error, StopIteration):
-        return set()
+        return []
 
 
 def _top_level_keys(stream: str) -> frozenset[str]:

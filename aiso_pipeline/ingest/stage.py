@@ -12,7 +12,7 @@ from aiso_pipeline import warehouse
 from aiso_pipeline.config import literal
 from aiso_pipeline.ingest import sources
 from aiso_pipeline.ingest.landing import CONTAINERS, Container, LandingFile
-from aiso_pipeline.ingest.render import ident
+from aiso_pipeline.ingest.render import ident, q
 
 # Parquet types with no zone: the instant in UTC (CONTRACT section 2), written with its Z so the parse reads it.
 NAIVE_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATETIME")
@@ -26,26 +26,77 @@ class NotData(Exception):
 MAX_FRAME = 16 * 1024 * 1024  # one decompressed frame: a line, bounded like every line (stage_jsonl.sql)
 
 
+MAX_SEGMENTS = 100  # CSV: unclosed quotes after which the rest of the file is read again (each costs a pass)
+# What the reader's rejects mean, as quarantine reasons (DuckDB's error_type of reject_errors).
+REJECTS = {"INVALID ENCODING": "unparseable: not UTF-8 text",
+           "LINE SIZE OVER MAXIMUM": "unparseable: line over 16 MiB",
+           "TOO MANY COLUMNS": "unparseable: more fields than the CSV header",
+           "MISSING COLUMNS": "unparseable: fewer fields than the CSV header",
+           "UNQUOTED VALUE": "unparseable: unclosed quote"}
+
+
 def stage(con: duckdb.DuckDBPyConnection, f: LandingFile, c: Container, stream: str, scratch: Path) -> None:
-    """Every reader gets the file's literal path (config.literal): a name with [ ] * ? is that file, no pattern."""
+    """Every reader gets the file's literal path (config.literal): a name with [ ] * ? is that file, no pattern.
+    Besides `_lines`, leaves `_staged_rejects` (line_number, reason, payload): lines the reader could not read,
+    each to be quarantined on its own while the rest of the file loads."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _staged_rejects (line_number BIGINT, reason VARCHAR, payload VARCHAR)")
     if c.compression == "zstd_frames":
         plain = scratch / "frames.jsonl"
         _unframe(f.path, plain)
         try:
-            warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=literal(plain), compression="none")
+            _stage_lines(con, literal(plain), "none")
         finally:
             plain.unlink(missing_ok=True)
     elif c.format == "jsonl":
-        warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=literal(f.path), compression=c.compression)
+        _stage_lines(con, literal(f.path), c.compression)
     elif c.format in ("json", "json_array"):
         warehouse.run(con, "ingest/sql/stage_json.sql", path=literal(f.path), compression=c.compression,
                       json_format="array" if c.format == "json_array" else "unstructured")
     elif c.format == "parquet":
         _stage_parquet(con, literal(f.path))
     elif c.format == "csv":
-        _stage_csv(con, literal(f.path), c.compression, stream)
+        _stage_csv(con, f, c, stream, scratch)
     else:
         raise ValueError(c)
+
+
+def _stage_lines(con, path: str, compression: str) -> None:
+    warehouse.run(con, "ingest/sql/stage_jsonl.sql", path=path, compression=compression)
+    rejects = _rejects(con, 0)
+    con.execute("INSERT INTO _staged_rejects SELECT * FROM _segment_rejects")
+    _number(con, [("_staged", 1, rejects)])
+
+
+def _rejects(con, offset: int) -> list[tuple[int, str, str]]:
+    """The reader's rejected lines as (line number + offset, reason, payload), one per line, also left in
+    `_segment_rejects`."""
+    reasons = " ".join(f"WHEN {q(k)} THEN {q(v)}" for k, v in REJECTS.items())
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _segment_rejects AS
+                    SELECT line + ? AS line_number,
+                           first(CASE error_type {reasons} ELSE 'unparseable: ' || lower(error_type) END
+                                 ORDER BY column_idx) AS reason,
+                           left(first(csv_line), 4096) AS payload
+                    FROM _reject_errors GROUP BY line ORDER BY line""", [offset])
+    return con.execute("SELECT line_number, reason, payload FROM _segment_rejects").fetchall()
+
+
+def _number(con, segments: list[tuple[str, int, list]]) -> None:
+    """_lines over staged segments (table, its first line's number, the rejects among its lines): rowid n of a
+    segment is line first + n, moved past every rejected line before it (a reject is no row of the table)."""
+    views = []
+    for i, (table, first, rejects) in enumerate(segments):
+        lines = sorted(r[0] for r in rejects)
+        if not lines:
+            views.append(f"SELECT rowid + {first} AS line_number, payload FROM {table}")
+            continue
+        # the i-th reject (1-based) at line r passes every row whose line without rejects, rowid + first, is past
+        # r - i: the offset of a row is the largest i with r_i - i < rowid + first
+        offsets = ", ".join(f"({r - (k + 1)}, {k + 1})" for k, r in enumerate(lines))
+        views.append(f"""SELECT s.rowid + {first} + coalesce(o.n, 0) AS line_number, s.payload
+                         FROM (SELECT rowid, payload FROM {table}) AS s
+                         ASOF LEFT JOIN (SELECT adj, max(n) AS n FROM (VALUES {offsets}) AS v(adj, n) GROUP BY adj) AS o
+                           ON s.rowid + {first} > o.adj""")
+    con.execute("CREATE OR REPLACE TEMP VIEW _lines AS " + "\nUNION ALL\n".join(views))
 
 
 def _unframe(source: Path, target: Path) -> None:
@@ -87,20 +138,70 @@ def _stage_parquet(con, path: str) -> None:
     con.execute("CREATE OR REPLACE TEMP VIEW _lines AS SELECT rowid + 1 AS line_number, payload FROM _staged")
 
 
-def _stage_csv(con, path: str, compression: str, stream: str) -> None:
+def _stage_csv(con, f: LandingFile, c: Container, stream: str, scratch: Path) -> None:
     """Each row as a JSON object of its cells, as text; a cell holding a JSON object or array (how exports write
-    `features`, `properties` or `metadata`) is nested as JSON, so paths into it work as for JSON lines. Quote and
-    escape are fixed (RFC 4180): auto-detection with strict_mode off can otherwise guess no escape and miss the
-    header. Line 1 is the header, so data rows start at line 2."""
-    reader = (f"read_csv(?, header = true, all_varchar = true, auto_detect = true, quote = '\"', escape = '\"', "
-              f"strict_mode = false, max_line_size = 16777216, hive_partitioning = false, "
-              f"compression = '{compression}')")
-    columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}", [path]).fetchall()]
+    `features`, `properties` or `metadata`) is nested as JSON, so paths into it work as for JSON lines. The header
+    and delimiter come from the sniffed first line (landing.py), never from guessing over the rows, so a ragged
+    row is that row's problem: a row with more or fewer fields than the header, or bad bytes, is quarantined on its
+    own (the reader's rejects). An unclosed quote swallows the rest of the file into one field (RFC 4180 lets a
+    quoted field span lines): its line is quarantined and the lines after it are read again. Line 1 is the
+    header, so data rows start at line 2."""
+    drop_segments(con)
+    columns = list(dict.fromkeys(c.header))  # a repeated column name is read once
     if not set(columns) & sources.top_level_keys(stream):
         raise NotData(f"unsupported_format: not {CONTAINERS} with a header naming {stream} keys")
+    schema = "{" + ", ".join(f"{q(col)}: 'VARCHAR'" for col in columns) + "}"
     cells = ", ".join(
-        f"CASE WHEN regexp_matches({ident(c)}, '^\\s*[\\[{{]') THEN coalesce(try(json({ident(c)})), to_json({ident(c)})) "
-        f"ELSE to_json({ident(c)}) END AS {ident(c)}" for c in columns)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
-                    SELECT to_json(t)::VARCHAR AS payload FROM (SELECT {cells} FROM {reader}) AS t""", [path])
-    con.execute("CREATE OR REPLACE TEMP VIEW _lines AS SELECT rowid + 2 AS line_number, payload FROM _staged")
+        f"CASE WHEN regexp_matches({ident(col)}, '^\\s*[\\[{{]') THEN coalesce(try(json({ident(col)})), "
+        f"to_json({ident(col)})) ELSE to_json({ident(col)}) END AS {ident(col)}" for col in columns)
+    segments, path, compression, first = [], literal(f.path), c.compression, 2
+    for i in range(MAX_SEGMENTS):
+        table = f"_staged_{i}" if i else "_staged"
+        con.execute("DROP TABLE IF EXISTS _reject_errors")
+        con.execute("DROP TABLE IF EXISTS _reject_scans")
+        reader = (f"read_csv(?, header = true, auto_detect = false, columns = {schema}, delim = {q(c.delimiter)}, "
+                  f"quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
+                  f"max_line_size = 16777216, hive_partitioning = false, compression = {q(compression)}, "
+                  f"store_rejects = true, rejects_table = '_reject_errors', rejects_scan = '_reject_scans')")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
+                        SELECT to_json(t)::VARCHAR AS payload FROM (SELECT {cells} FROM {reader}) AS t""", [path])
+        rejects = _rejects(con, first - 2)
+        segments.append((table, first, rejects))
+        rest = con.execute("""SELECT min(line) FROM _reject_errors WHERE error_type = 'UNQUOTED VALUE'
+                              AND contains(csv_line, chr(10))""").fetchone()[0]
+        con.execute("INSERT INTO _staged_rejects SELECT line_number, reason, split_part(payload, chr(10), 1) "
+                    "FROM _segment_rejects")
+        if rest is None:
+            break
+        swallowed_at = rest + first - 2  # the unclosed quote's line in the file: read again from the next one
+        remainder = scratch / "csv-rest.csv"
+        _write_tail(f.path, c.compression, swallowed_at, c.header, c.delimiter, remainder)
+        path, compression, first = literal(remainder), "none", swallowed_at + 1
+    _number(con, segments)
+
+
+def _write_tail(source: Path, compression: str, after_line: int, header, delimiter: str, target: Path) -> None:
+    """The file's lines after `after_line`, under the header again, as a plain CSV file."""
+    import gzip
+    import io
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if compression == "gzip":
+        raw = gzip.open(source, "rb")
+    elif compression == "zstd":
+        import zstandard
+        raw = zstandard.ZstdDecompressor().stream_reader(open(source, "rb"))
+    else:
+        raw = open(source, "rb")
+    with raw, open(target, "wb") as out:
+        out.write((delimiter.join('"' + col.replace('"', '""') + '"' for col in header) + "\n").encode())
+        for n, line in enumerate(io.BufferedReader(raw) if compression == "zstd" else raw, start=1):
+            if n > after_line:
+                out.write(line)
+
+
+def drop_segments(con) -> None:
+    """The extra staged segments of a CSV file (tables _staged_1, _staged_2, ...)."""
+    for (name,) in con.execute("""SELECT table_name FROM duckdb_tables()
+                                  WHERE temporary AND regexp_full_match(table_name, '_staged_[0-9]+')""").fetchall():
+        con.execute(f"DROP TABLE IF EXISTS {ident(name)}")
