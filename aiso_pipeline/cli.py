@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 from aiso_pipeline.config import DataDir, data_dir
 from aiso_pipeline.errors import AisoError
@@ -119,6 +120,17 @@ def _write_dotenv(data: DataDir) -> None:
         fh.write(f"AISO_DATA_DIR={data.root}\nDAGSTER_HOME={data.dagster_home}\n")
 
 
+def _dotenv_data_dir() -> str | None:
+    if not os.path.exists(".env"):
+        return None
+    with open(".env") as fh:
+        for line in fh:
+            key, _, value = line.strip().partition("=")
+            if key.strip() == "AISO_DATA_DIR":
+                return value.strip().strip('"\'')
+    return None
+
+
 def cmd_ui(args) -> None:
     from aiso_pipeline.runner import dagster_instance
 
@@ -126,8 +138,18 @@ def cmd_ui(args) -> None:
     _preflight(data)
     dagster_instance(data)  # creates <data>/.dagster with the project's instance settings
     os.environ["AISO_DATA_DIR"] = str(data.root)
-    os.execvp("dagster", ["dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w",
-                          str(args.workspace)])
+    if not os.path.isfile(args.workspace):
+        raise AisoError(f"no {args.workspace} here ({os.getcwd()}): run `aiso ui` in the repository root, or give "
+                        f"--workspace path/to/workspace.yaml")
+    # Dagster reads .env in this folder and lets it win over the environment: point ours at this data directory
+    _write_dotenv(data)
+    stale = _dotenv_data_dir()
+    if stale is not None and Path(stale).expanduser().resolve() != data.root:
+        raise AisoError(f".env in {os.getcwd()} sets AISO_DATA_DIR={stale}, which the UI would use instead of "
+                        f"{data.root}: change or remove that line")
+    # this interpreter's own Dagster (the venv's), whatever is on PATH and whether or not the venv is activated
+    os.execv(sys.executable, [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port),
+                              "-w", str(args.workspace)])
 
 
 def _preflight(data: DataDir) -> None:

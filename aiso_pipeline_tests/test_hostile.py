@@ -138,3 +138,22 @@ def test_a_bad_byte_far_into_a_file_or_an_oversized_line_loses_only_that_line(da
     assert published(data, "SELECT line_number, reason FROM quality.quarantine ORDER BY 1") == [
         (1501, "unparseable: not UTF-8 text"), (1802, "unparseable: line over 16 MiB")]
     assert published(data, "SELECT line_number FROM raw.inference_events WHERE request_id = 'r1999'") == [(2002,)]
+
+
+def _cli_subprocess(data, env_extra: dict, *args) -> tuple[int, str]:
+    """The CLI in a fresh process (settings read when the code location loads), as a user runs it."""
+    import subprocess
+    import sys
+    env = {**os.environ, **env_extra}
+    proc = subprocess.run([sys.executable, "-m", "aiso_pipeline.cli", "--data-dir", str(data.root), *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+    return proc.returncode, proc.stderr
+
+
+def test_bad_settings_in_the_environment_are_one_line_each(data):
+    for env, needle in [({"AISO_SCHEDULE_CRON": "every night"}, "AISO_SCHEDULE_CRON='every night' is not a cron"),
+                        ({"AISO_MEMORY_LIMIT": "lots"}, "AISO_MEMORY_LIMIT='lots' is not a size"),
+                        ({"AISO_LOCK_WAIT_SECONDS": "soon"}, "AISO_LOCK_WAIT_SECONDS='soon' is not a number")]:
+        code, err = _cli_subprocess(data, env, "run", "--date", DT)
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith("aiso: error: ") and needle in lines[0], err

@@ -553,3 +553,21 @@ def test_an_open_analyst_connection_never_blocks_a_run(data, monkeypatch):
     finally:
         analyst.kill()
         analyst.wait()
+
+
+@pytest.mark.parametrize("url", ["hooks.slack.com/services/T000/B000/SECRETXYZ",
+                                 "https://hooks.slack.com/services/T000/B000/SECRET XYZ",
+                                 " https://hooks.slack.com/services/T000/B000/SECRETXYZ\x7f"])
+def test_a_malformed_webhook_url_never_leaks_and_never_breaks_the_sensor(data, resources, monkeypatch, caplog, capfd,
+                                                                           url):
+    """A webhook URL without a scheme, or with a space or a control character, is one clear logged error; the
+    secret in it appears in no log line and no tick error, and the sensor keeps the alert for a later tick."""
+    import logging
+    monkeypatch.setenv(alerts.WEBHOOK_ENV, url)
+    publish_anomalies(data, [("2025-06-10", "spike", "gpt-4o", "chat", "cost_usd", "critical")])
+    caplog.set_level(logging.DEBUG)
+    _, cursor, skip = tick(orch.anomaly_alerts, resources)  # raises if the tick fails
+    assert "alerted 0" in skip and "1 pending" in skip
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "is not an http(s) URL" in logged or "not usable" in logged
+    assert "SECRET" not in logged and "SECRET" not in (skip or "") and "SECRET" not in (cursor or "")

@@ -37,7 +37,7 @@ def get(url: str, timeout: float = 5) -> bytes:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    """`dagster dev` for an empty data directory, like `aiso ui` runs it; yields the base URL."""
+    """`aiso ui` for an empty data directory (the Dagster UI); yields the base URL."""
     tmp = tmp_path_factory.mktemp("ui")
     data, home = tmp / "data", tmp / "data" / ".dagster"
     for stream in ("inference", "product"):
@@ -45,12 +45,13 @@ def ui(tmp_path_factory):
     home.mkdir()
     shutil.copyfile(REPO / "aiso_pipeline" / "instance" / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "AISO_ALERT_WEBHOOK"}
-    env.update(DAGSTER_HOME=str(home), AISO_DATA_DIR=str(data),
-               PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
-    dagster = Path(sys.executable).with_name("dagster")
+    # as the README shows it: `.venv/bin/aiso ui`, the venv not activated (its bin is not on PATH)
+    env = {k: v for k, v in os.environ.items() if k not in ("AISO_ALERT_WEBHOOK", "VIRTUAL_ENV", "DAGSTER_HOME")}
+    env.update(PATH="/usr/bin:/bin", PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+    aiso = Path(sys.executable).with_name("aiso")
     log = open(tmp / "dagster-dev.log", "w")
-    server = subprocess.Popen([str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+    server = subprocess.Popen([str(aiso), "--data-dir", str(data), "ui", "--port", str(port), "--workspace",
+                               str(REPO / "workspace.yaml")],
                               cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

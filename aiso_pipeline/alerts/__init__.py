@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import time
+import http.client
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -66,9 +68,23 @@ class Retry:
     timeout_seconds: float = 5.0  # per request
 
 
+def check_url(url: str) -> str:
+    """The webhook URL, if it is one; else a DeliveryError that never shows it (it holds the secret)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url) or \
+            any(ord(c) < 32 or ord(c) == 127 for c in url):
+        shown = f"{parts.scheme}://{parts.hostname}" if parts.scheme in ("http", "https") and parts.hostname else \
+            "a value"
+        raise DeliveryError(f"{WEBHOOK_ENV} is not an http(s) URL without spaces ({shown} ...; the rest is not shown, "
+                            f"it is a secret): fix the variable")
+    return url
+
+
 def post_json(url: str, payload: dict, retry: Retry = Retry(),
               sleep: Callable[[float], None] = time.sleep) -> int:
-    """POST `payload` as JSON; retry transient failures. Returns the attempts used; raises DeliveryError."""
+    """POST `payload` as JSON; retry transient failures. Returns the attempts used; raises DeliveryError, whose
+    message never holds the URL (a webhook URL is its own secret)."""
+    check_url(url)
     data = json.dumps(payload).encode()
     problem = ""
     for attempt in range(1, retry.attempts + 1):
@@ -87,7 +103,10 @@ def post_json(url: str, payload: dict, retry: Retry = Retry(),
             if retry_after and retry_after.strip().isdigit():
                 wait = min(float(retry_after), retry.max_backoff_seconds)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-            problem = str(getattr(e, "reason", e))
+            problem = str(getattr(e, "reason", e)).replace(url, "<webhook>")
+        except (ValueError, http.client.HTTPException) as e:  # urllib's own words may quote the URL: not kept
+            raise DeliveryError(f"the webhook URL in {WEBHOOK_ENV} is not usable ({type(e).__name__}): fix the "
+                                f"variable") from None
         if attempt < retry.attempts:
             sleep(wait)
     raise DeliveryError(f"webhook failed {retry.attempts} times, last: {problem}")

@@ -41,6 +41,11 @@ try:
 except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
     raise AisoError(f"AISO_SCHEDULE_TIMEZONE={SCHEDULE_TIMEZONE!r} is not an IANA time zone (e.g. UTC, "
                     f"Europe/Paris)") from e
+try:  # Dagster's own cron check, before the schedule is defined, so a bad value is one line
+    dg.ScheduleDefinition(name="cron_check", cron_schedule=SCHEDULE_CRON, job_name="cron_check")
+except dg.DagsterInvalidDefinitionError:
+    raise AisoError(f"AISO_SCHEDULE_CRON={SCHEDULE_CRON!r} is not a cron schedule such as '0 2 * * *': fix it or "
+                    f"unset it") from None
 
 # Days after D whose product (and inference) data can still change D's outcomes: ceil(attribution window / 24 h).
 OUTCOME_WINDOW_DAYS = OutcomeConfig().window_days

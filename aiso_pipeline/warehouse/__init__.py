@@ -31,7 +31,7 @@ LOCK_WAIT_SECONDS = 1800.0  # how long a writer waits for another process to clo
 def _open_writer(path: Path, config: dict) -> duckdb.DuckDBPyConnection:
     """Open the working database read-write. DuckDB allows one writer process; while another one (a step of
     another run, a publish) has it open, wait and retry, up to $AISO_LOCK_WAIT_SECONDS (default 1800 s)."""
-    wait = float(os.environ.get("AISO_LOCK_WAIT_SECONDS", LOCK_WAIT_SECONDS))
+    wait = lock_wait_seconds()
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
@@ -45,10 +45,30 @@ def _open_writer(path: Path, config: dict) -> duckdb.DuckDBPyConnection:
             delay = min(delay * 2, 1.0)
 
 
+_SIZE = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*", re.IGNORECASE)
+
+
 def duckdb_config(memory_limit: str | None = None) -> dict:
     """Settings of every pipeline connection. DuckDB's default memory limit (80% of RAM) lets a 10M-row day hold
     ~8 GB; with a limit it spills to disk instead."""
-    return {"memory_limit": memory_limit or os.environ.get("AISO_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT}
+    limit = memory_limit or os.environ.get("AISO_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+    if not _SIZE.fullmatch(limit):
+        where = "memory_limit" if memory_limit else "AISO_MEMORY_LIMIT"
+        raise AisoError(f"{where}={limit!r} is not a size such as 3GB or 512MB: fix it or unset it")
+    return {"memory_limit": limit.strip()}
+
+
+def lock_wait_seconds() -> float:
+    raw = os.environ.get("AISO_LOCK_WAIT_SECONDS")
+    if raw is None:
+        return LOCK_WAIT_SECONDS
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not (0 <= wait < float("inf")):
+        raise AisoError(f"AISO_LOCK_WAIT_SECONDS={raw!r} is not a number of seconds >= 0: fix it or unset it")
+    return wait
 
 
 @contextmanager
