@@ -157,3 +157,26 @@ def test_bad_settings_in_the_environment_are_one_line_each(data):
         code, err = _cli_subprocess(data, env, "run", "--date", DT)
         lines = err.strip().splitlines()
         assert code == 1 and len(lines) == 1 and lines[0].startswith("aiso: error: ") and needle in lines[0], err
+
+
+def test_a_variant_name_cannot_inject_markdown_into_the_readout(data, capsys):
+    import dagster as dg
+
+    from aiso_pipeline.runner import dagster_instance
+    evil = "![x](http://evil.example/pixel.png) [click](http://evil.example) \n# Heading"
+    land(data, "inference", DT, "a.jsonl", [inference(f"r{i}", user_id=f"u{i}", experiment_id="exp1", variant=evil,
+                                                      input_tokens=10) for i in range(5)])
+    assert cli(data, "run", "--date", DT) == 0
+    texts = []
+    with dagster_instance(data) as instance:
+        for run in instance.get_runs():
+            for entry in instance.all_logs(run.run_id):
+                event = entry.dagster_event
+                if event is not None and event.is_step_materialization:
+                    texts += [v.md_str for v in event.event_specific_data.materialization.metadata.values()
+                              if isinstance(v, dg.MarkdownMetadataValue)]
+    readout = [t for t in texts if "exp1" in t]
+    assert readout, "the single-variant experiment is listed as not read out"
+    import re
+    for text in readout:  # an escaped \] renders as text; an unescaped ](http would be a link or an image
+        assert not re.search(r"(?<!\\)\]\(http", text) and "\n# Heading" not in text, text

@@ -286,11 +286,13 @@ def summary_markdown(summary, detailed: int = 20) -> str:
     """The UI readout: the summary table, then a full section per experiment (the first `detailed`; the rest
     are on their report pages)."""
     if not summary.experiments:
-        skipped = "".join(f"\n- {md_text(k)}: {v}" for k, v in summary.skipped.items())
+        # the reasons quote data (a variant's name): escaped like every other value
+        skipped = "".join(f"\n- {md_text(k)}: {md_text(v)}" for k, v in summary.skipped.items())
         return f"_no experiment readouts as of {summary.dt}_" + skipped
     parts = [f"# Experiment readouts as of {summary.dt}", "", summary_table(summary)]
     if summary.skipped:
-        parts += ["", "Not read out: " + "; ".join(f"{md_text(k)} ({v})" for k, v in summary.skipped.items()) + "."]
+        parts += ["", "Not read out: " + "; ".join(f"{md_text(k)} ({md_text(v)})" for k, v in summary.skipped.items())
+                  + "."]
     for e in summary.experiments[:detailed]:
         parts += ["", experiment_markdown(e, summary.dt)]
     rest = summary.experiments[detailed:]
