@@ -180,3 +180,23 @@ def test_a_variant_name_cannot_inject_markdown_into_the_readout(data, capsys):
     import re
     for text in readout:  # an escaped \] renders as text; an unescaped ](http would be a link or an image
         assert not re.search(r"(?<!\\)\]\(http", text) and "\n# Heading" not in text, text
+
+
+def test_price_table_values_that_would_break_a_cost_are_one_line_each(data, capsys):
+    for value, needle in [("inf", "is above 10,000"), ("1e308", "is above 10,000"), ("nan", "is not a number"),
+                          ("-1", "is negative")]:
+        data.prices.write_text(f"model_pattern,valid_from,input_per_mtok,output_per_mtok\ngpt-4o,2024-01-01,{value},1\n")
+        assert cli(data, "run", "--date", DT) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "line 2: input_per_mtok" in err[0] and needle in err[0], (value, err)
+
+
+def test_a_large_price_table_loads(data, capsys):
+    """50,000 price rows (a generated table) load with one columnar insert (row by row took ~97 s)."""
+    rows = "".join(f"model-{i},2024-01-01,1.0,2.0,\n" for i in range(50_000))
+    data.prices.write_text("model_pattern,valid_from,input_per_mtok,output_per_mtok,cached_input_per_mtok\n"
+                           "gpt-4o,2024-01-01,2.50,10.00,\n" + rows)
+    land(data, "inference", DT, "a.jsonl", [inference("r1", input_tokens=1000)])
+    from aiso_pipeline_tests.conftest import ingest, query
+    ingest(data, "inference", DT)
+    assert query(data, "SELECT cost_usd FROM raw.inference_events") == [(0.0025,)]
