@@ -50,6 +50,37 @@ class DataDir:
         return self.root / ".dagster"
 
 
+MAX_SETTINGS_BYTES = 1024 * 1024  # a settings file of the data directory (reference/*.yaml) is small
+
+
+def read_settings_yaml(path: Path):
+    """A settings file of the data directory, parsed safely: at most MAX_SETTINGS_BYTES, and no YAML aliases (a
+    449-byte alias bomb expands until memory runs out; settings never need one). Errors are one AisoError line."""
+    import yaml
+
+    from aiso_pipeline.errors import AisoError
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.YAMLError(f"an alias (*{event.anchor}) at line {event.start_mark.line + 1}")
+            return super().compose_node(parent, index)
+
+    size = path.stat().st_size
+    if size > MAX_SETTINGS_BYTES:
+        raise AisoError(f"{path}: {size:,} bytes, more than a settings file holds ({MAX_SETTINGS_BYTES:,}): "
+                        f"fix the file or remove it")
+    try:
+        return yaml.load(path.read_text(), Loader=NoAliases)  # noqa: S506 - a SafeLoader without aliases
+    except yaml.YAMLError as e:
+        lines = str(e).strip().splitlines()
+        raise AisoError(f"{path}: not valid settings YAML ({lines[0] if lines else 'unreadable'}; aliases are not "
+                        f"allowed): fix the file or remove it") from None
+    except UnicodeDecodeError:
+        raise AisoError(f"{path}: not UTF-8 text: fix the file or remove it") from None
+
+
 def literal(path: str | os.PathLike) -> str:
     """A file's path as DuckDB's readers take it: they expand `[ ] * ?` as a glob, so each is put in a bracket
     class of its own (`x[1].jsonl` -> `x[[]1].jsonl`): the path names exactly that file, never a pattern."""

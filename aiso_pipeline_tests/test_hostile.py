@@ -200,3 +200,48 @@ def test_a_large_price_table_loads(data, capsys):
     from aiso_pipeline_tests.conftest import ingest, query
     ingest(data, "inference", DT)
     assert query(data, "SELECT cost_usd FROM raw.inference_events") == [(0.0025,)]
+
+
+BOMB = """a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_a_yaml_alias_bomb_in_a_settings_file_is_one_line(data, capsys):
+    for name in ("experiments.yaml", "validation.yaml", "ingest.yaml"):
+        (data.reference / name).write_text(BOMB)
+        land(data, "inference", DT, "a.jsonl", [inference("r1", input_tokens=1)])
+        assert cli(data, "run", "--date", DT) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and name in err[0] and "aliases are not allowed" in err[0], err
+        (data.reference / name).unlink()
+
+
+def test_a_compression_bomb_is_quarantined_whole_before_its_lines_are_parsed(data, capsys):
+    import gzip
+    land(data, "inference", DT, "good.jsonl", [inference("good", input_tokens=1)])
+    bomb = data.partition_dir("inference", DT) / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(json.dumps(inference("first")).encode() + b"\n" + b"ab\n" * 2_000_000, 9))
+    assert cli(data, "run", "--date", DT) == 0
+    out = capsys.readouterr().out
+    assert "bomb.jsonl.gz (compression_bomb:" in out
+    assert published(data, "SELECT count(*) FROM quality.quarantine") == [(1,)]
+    accounting_holds(data)
+
+
+def test_bad_rows_past_the_cap_are_counted_not_stored(data, capsys):
+    (data.reference / "ingest.yaml").write_text("max_quarantined_rows_per_file: 10\n")
+    (data.reference / "validation.yaml").write_text("inference:\n  quarantine_share: {severity: WARN}\n")
+    land(data, "inference", DT, "a.jsonl", [inference("good", input_tokens=1)] + ["{broken"] * 25)
+    assert cli(data, "run", "--date", DT) == 0
+    assert published(data, "SELECT rows_read, rows_loaded, rows_quarantined FROM quality.ingest_log") == [(26, 1, 25)]
+    rows = published(data, "SELECT line_number, reason FROM quality.quarantine ORDER BY line_number NULLS LAST")
+    assert [r[0] for r in rows[:10]] == list(range(2, 12))
+    assert len(rows) == 11 and rows[10][0] is None and rows[10][1].startswith("quarantine_truncated: 15 more bad rows")

@@ -34,8 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from aiso_pipeline.config import read_settings_yaml
 from aiso_pipeline.errors import AisoError
 from aiso_pipeline.text import safe_slug
 
@@ -275,11 +274,7 @@ def load(path: Path) -> dict[str, ExperimentConfig]:
     """Read the registry; a missing file is an empty registry."""
     if not path.exists():
         return {}
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise AisoError(f"{path}: not valid YAML ({str(e).splitlines()[0]}): fix the file or remove it") from e
-    return parse(loaded, path)
+    return parse(read_settings_yaml(path), path)
 
 
 def control_of(cfg: ExperimentConfig, variants: list[str]) -> str:

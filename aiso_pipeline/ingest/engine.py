@@ -70,6 +70,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
         if problem is None:
             try:
                 stage(con, f, c, stream, data.work_db.parent / "staging")
+                if c.compression != "none":
+                    bomb(con, f, settings.max_compression_ratio)
                 source = recognize(con, stream)
                 read_as[f.source_file] = source.name
                 (rows,) = con.execute(f"INSERT INTO _parsed FROM {parser(source)}(?, ?)",
@@ -107,12 +109,22 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
     with warehouse.transaction(con, writes=[(f"raw.{stream}_events", dt), ("quality.quarantine", dt),
                                             ("quality.ingest_log", dt)]):
         warehouse.run(con, f"ingest/sql/{stream}_write.sql", dt=dt)
-        warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream)
+        warehouse.run(con, "ingest/sql/quality_write.sql", dt=dt, stream=stream,
+                      max_rows=settings.max_quarantined_rows_per_file)
     summary = _summarize(con, stream, dt, len(files), file_errors, read_as)
     con.execute("DROP VIEW IF EXISTS _history")
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return summary
+
+
+def bomb(con: duckdb.DuckDBPyConnection, f, max_ratio: float) -> None:
+    """A compressed file whose staged text is more than `max_ratio` times its size is a compression bomb:
+    quarantined whole before its (many) lines are parsed."""
+    (expanded,) = con.execute("SELECT coalesce(sum(length(payload) + 1), 0) FROM _staged").fetchone()
+    if expanded > max_ratio * max(f.bytes, 1):
+        raise NotData(f"compression_bomb: {f.bytes:,} bytes expand to {expanded:,} ({expanded / max(f.bytes, 1):,.0f}x, "
+                      f"more than max_compression_ratio {max_ratio:g} in reference/ingest.yaml)")
 
 
 def nothing_loaded(con: duckdb.DuckDBPyConnection, s: IngestSummary) -> str | None:

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from aiso_pipeline.config import DataDir
+from aiso_pipeline.config import DataDir, read_settings_yaml
 from aiso_pipeline.errors import AisoError
 from aiso_pipeline.validation.checks import CHECKS
 
@@ -17,10 +16,7 @@ SEVERITIES = ("ERROR", "WARN")
 
 
 def _read(path: Path) -> dict:
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise AisoError(f"{path}: not valid YAML ({str(e).splitlines()[0]}): fix the file or remove it") from e
+    loaded = read_settings_yaml(path) or {}
     if not isinstance(loaded, dict):
         raise AisoError(f"{path}: expected a mapping of stream -> check -> settings: fix the file or remove it")
     return loaded

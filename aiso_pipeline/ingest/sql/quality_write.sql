@@ -6,11 +6,27 @@
 DELETE FROM quality.quarantine WHERE stream = $stream AND dt = $dt;
 DELETE FROM quality.ingest_log WHERE stream = $stream AND dt = $dt;
 
+-- At most $max_rows bad rows per file are stored (the first by line); past that, one row says how many more
+-- there were. The ingest log counts every one.
 INSERT INTO quality.quarantine BY NAME
+WITH bad AS (
+    SELECT source_file, line_number, record_number, reason, payload,
+           row_number() OVER (PARTITION BY source_file ORDER BY line_number, record_number) AS n
+    FROM _parsed
+    WHERE reason IS NOT NULL
+)
 SELECT $stream AS stream, $dt::DATE AS dt, source_file, line_number, record_number, reason, payload,
        current_timestamp AS quarantined_at
-FROM _parsed
-WHERE reason IS NOT NULL
+FROM bad
+WHERE n <= $max_rows
+UNION ALL
+SELECT $stream, $dt::DATE, source_file, NULL, NULL,
+       'quarantine_truncated: ' || (count(*) - $max_rows) || ' more bad rows of this file are counted in '
+       || 'quality.ingest_log, not stored (max_quarantined_rows_per_file in reference/ingest.yaml)', NULL,
+       current_timestamp
+FROM bad
+GROUP BY source_file
+HAVING count(*) > $max_rows
 UNION ALL
 SELECT $stream, $dt::DATE, source_file, NULL, NULL, file_error, error_payload, current_timestamp
 FROM _files
