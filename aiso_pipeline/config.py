@@ -75,7 +75,7 @@ def read_settings_yaml(path: Path):
         return yaml.load(path.read_text(), Loader=NoAliases)  # noqa: S506 - a SafeLoader without aliases
     except yaml.YAMLError as e:
         lines = str(e).strip().splitlines()
-        raise AisoError(f"{path}: not valid settings YAML ({lines[0] if lines else 'unreadable'}; aliases are not "
+        raise AisoError(f"{path}: not valid YAML ({lines[0] if lines else 'unreadable'}; aliases are not "
                         f"allowed): fix the file or remove it") from None
     except UnicodeDecodeError:
         raise AisoError(f"{path}: not UTF-8 text: fix the file or remove it") from None
