@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -197,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_ui)
 
     args = parser.parse_args(argv)
+    # SIGTERM (a `timeout`, systemd, a container stop) ends a run like Ctrl-C: the run is marked, the lock freed
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         args.func(args)
     except AisoError as e:
@@ -205,7 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aiso: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

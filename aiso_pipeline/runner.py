@@ -55,6 +55,16 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "the run failed (see the run's logs in the Dagster UI)"
 
 
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    for event in result.all_events:
+        error = event.step_failure_data.error if event.is_step_failure and event.step_failure_data else None
+        while error is not None:
+            if error.cls_name == "DagsterExecutionInterruptedError":
+                return True
+            error = error.cause
+    return False
+
+
 @contextmanager
 def run_lock(data: DataDir) -> Iterator[None]:
     """One `aiso run` at a time per data directory: a second one waits here (DuckDB's own lock would fail it)."""
@@ -66,6 +76,24 @@ def run_lock(data: DataDir) -> Iterator[None]:
             print(f"aiso: waiting for another aiso run on {data.root} to finish ...", file=sys.stderr, flush=True)
             fcntl.flock(fh, fcntl.LOCK_EX)
         yield  # released when the file closes, also when the process dies
+
+
+CLI_TAG = "aiso/launcher"  # on every run `aiso run` executes (in its own process, under the run lock)
+LEFT_RUNNING = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING)
+
+
+def reclaim_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Runs `aiso run` left unfinished when its process was killed (kill -9, the OOM killer): marked failed, and
+    the `duckdb` pool slots their steps held freed, or every later run waits for those slots forever. Called with
+    the run lock held: no other `aiso run` of this data directory is alive, so a CLI run still running is dead.
+    (Runs the UI or the daemon launched are watched by Dagster's run monitoring, see instance/dagster.yaml.)"""
+    dead = instance.get_runs(filters=dg.RunsFilter(statuses=list(LEFT_RUNNING), tags={CLI_TAG: "cli"}))
+    for run in dead:
+        instance.report_run_failed(run, "the `aiso run` process running it ended without finishing it (killed?); "
+                                        "marked failed by the next `aiso run`, which freed its pool slots")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return [run.run_id for run in dead]
 
 
 def run_days(data: DataDir, days: list[str], log_level: str = "CRITICAL", progress=None) -> None:
@@ -85,6 +113,9 @@ def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
     from aiso_pipeline.outcomes import open_days
 
     instance = dagster_instance(data)
+    for run_id in reclaim_dead_runs(instance):
+        if progress:
+            progress(f"  run {run_id[:8]} of a killed `aiso run`: marked failed, its pool slots freed")
     valid = set(DAILY.get_partition_keys(dynamic_partitions_store=instance))
     for day in days:
         if day not in valid:
@@ -97,8 +128,11 @@ def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
     def execute(job_name: str, day: str) -> None:
         started = time.perf_counter()
         result = defs.resolve_job_def(job_name).execute_in_process(
-            partition_key=day, instance=instance, raise_on_error=False, run_config=run_config)
+            partition_key=day, instance=instance, raise_on_error=False, run_config=run_config,
+            tags={CLI_TAG: "cli"})
         if not result.success:
+            if _interrupted(result):  # SIGTERM or Ctrl-C reached a step: the run stops, as the user asked
+                raise KeyboardInterrupt
             # what the message points at (quality.check_results, the quarantine, the ingest log) is published;
             # the marts stay as the last successful run left them
             warehouse.publish_quality(data)

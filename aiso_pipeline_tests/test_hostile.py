@@ -245,3 +245,80 @@ def test_bad_rows_past_the_cap_are_counted_not_stored(data, capsys):
     rows = published(data, "SELECT line_number, reason FROM quality.quarantine ORDER BY line_number NULLS LAST")
     assert [r[0] for r in rows[:10]] == list(range(2, 12))
     assert len(rows) == 11 and rows[10][0] is None and rows[10][1].startswith("quarantine_truncated: 15 more bad rows")
+
+
+def _generated(root, name: str):
+    import subprocess
+    import sys
+    d = data_dir(root / name)
+    subprocess.run([sys.executable, "-m", "aiso_pipeline.cli", "--data-dir", str(d.root), "generate", "--start", DT,
+                    "--end", DT, "--inferences-per-day", "3000", "--clean"], check=True, capture_output=True)
+    return d
+
+
+def _start_run(d):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-m", "aiso_pipeline.cli", "--data-dir", str(d.root), "run", "--date", DT],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_a_step(d, proc, timeout=120):
+    """Until the run has started a step (its run is STARTED in the Dagster instance), then a moment more."""
+    import time
+
+    import dagster as dg
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (d.dagster_home / "dagster.yaml").exists():
+            os.environ["DAGSTER_HOME"] = str(d.dagster_home)
+            with dg.DagsterInstance.get() as instance:
+                if instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+                    time.sleep(2)
+                    return
+        time.sleep(0.2)
+    raise AssertionError("the run did not start a step")
+
+
+def _tables(d) -> dict:
+    out = {}
+    for table, cols in {"raw.inference_events": "request_id, cost_usd, user_id", "raw.product_events": "message_id",
+                        "marts.joined_outcomes": "request_id, has_outcome, success, revenue",
+                        "marts.cost_daily": "model, feature, requests, cost_usd",
+                        "quality.ingest_log": "source_file, rows_read, rows_loaded"}.items():
+        out[table] = published(d, f"SELECT {cols} FROM {table} ORDER BY ALL")
+    return out
+
+
+def test_a_run_killed_during_a_step_is_reclaimed_and_the_rerun_equals_an_uninterrupted_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    clean, killed = _generated(tmp_path, "clean"), _generated(tmp_path, "killed")
+    assert subprocess.run([sys.executable, "-m", "aiso_pipeline.cli", "--data-dir", str(clean.root), "run", "--date",
+                           DT], capture_output=True).returncode == 0
+    proc = _start_run(killed)
+    _wait_for_a_step(killed, proc)
+    os.kill(proc.pid, signal.SIGKILL)  # what an OOM killer does: no cleanup at all
+    proc.wait()
+    # the next run neither hangs on the dead run's pool slot nor needs a hand: it reclaims it and completes
+    rerun = subprocess.run([sys.executable, "-m", "aiso_pipeline.cli", "--data-dir", str(killed.root), "run",
+                            "--date", DT], capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "of a killed `aiso run`: marked failed, its pool slots freed" in rerun.stdout
+    assert _tables(killed) == _tables(clean)
+
+
+def test_sigterm_stops_a_run_with_one_line_and_the_next_run_completes(data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    d = _generated(tmp_path, "term")
+    proc = _start_run(d)
+    _wait_for_a_step(d, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "aiso: interrupted", err
+    rerun = subprocess.run([sys.executable, "-m", "aiso_pipeline.cli", "--data-dir", str(d.root), "run", "--date", DT],
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
