@@ -49,7 +49,10 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
                 return (f"a blocking data-quality check failed ({failed}): see quality.check_results and "
                         f"reports/validation/, fix the input, or relax reference/validation.yaml")
             chosen = next((e for e in chain if e.cls_name == "AisoError"), chain[-1])
-            message = chosen.message.strip().splitlines()[-1] if chosen.message.strip() else chosen.cls_name
+            lines = [line for line in chosen.message.strip().splitlines() if line.strip()]
+            # an AisoError's last line is its one-line message; another error's first line says what happened
+            # (DuckDB's last is a "See also" link)
+            message = (lines[-1] if chosen.cls_name == "AisoError" else lines[0]) if lines else chosen.cls_name
             message = message.removeprefix("aiso_pipeline.errors.AisoError: ")
             return f"step {event.step_key} failed: {message}"
     return "the run failed (see the run's logs in the Dagster UI)"

@@ -322,3 +322,17 @@ def test_sigterm_stops_a_run_with_one_line_and_the_next_run_completes(data, tmp_
     rerun = subprocess.run([sys.executable, "-m", "aiso_pipeline.cli", "--data-dir", str(d.root), "run", "--date", DT],
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
+
+
+def test_a_row_with_thousands_of_feature_keys_is_capped_and_counted_not_fatal(data, capsys):
+    rows = [inference(f"r{d}-{i}", timestamp=f"2025-06-0{d}T10:00:00Z", input_tokens=10 + i,
+                      features={"lang": "en", "n": i % 5}) for d in (1, 2) for i in range(40)]
+    rows.append(inference("wide", timestamp="2025-06-02T11:00:00Z", input_tokens=1,
+                          features={f"k{j}": j for j in range(3000)}))
+    land(data, "inference", "2025-06-01", "a.jsonl", [r for r in rows if r["timestamp"].startswith("2025-06-01")])
+    land(data, "inference", "2025-06-02", "a.jsonl", [r for r in rows if r["timestamp"].startswith("2025-06-02")])
+    assert cli(data, "run", "--start", "2025-06-01", "--end", "2025-06-02") == 0
+    (checked, skipped), = published(data, """SELECT columns_checked + columns_skipped, feature_keys_skipped
+                                             FROM marts.drift_summary WHERE dt = '2025-06-02'""")
+    assert skipped == 3002 - 100 and checked <= 100 + 6
+    assert ("features.lang",) in published(data, "SELECT column_name FROM marts.drift_metrics WHERE dt = '2025-06-02'")

@@ -172,7 +172,10 @@ def error_summary(error) -> str:
         return "unknown error"
     chosen = next((e for e in chain if e.cls_name == "AisoError"), chain[-1])
     lines = [line for line in (chosen.message or "").strip().splitlines() if line.strip()]
-    return lines[-1].removeprefix("aiso_pipeline.errors.AisoError: ") if lines else chosen.cls_name
+    if not lines:
+        return chosen.cls_name
+    # an AisoError's last line is its message; another error's first line says what happened (not a "See also")
+    return lines[-1].removeprefix("aiso_pipeline.errors.AisoError: ") if chosen.cls_name == "AisoError" else lines[0]
 
 
 def run_failure_alert(job: str, run_id: str, partition: str | None, message: str, ui_url: str | None = None) -> Alert:

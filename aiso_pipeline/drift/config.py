@@ -57,6 +57,10 @@ class DriftConfig:
     ks_exact_max_rows: int = 10_000
     # A categorical column with more categories than this (for one model) is skipped, with a reason.
     max_categories: int = 10_000
+    # Feature keys checked per model: the ones in the most feature shapes (then by name). A stray row with
+    # thousands of keys would otherwise make a column each (3,000 took drift past 3 GB); the rest are counted in
+    # marts.drift_summary.feature_keys_skipped.
+    max_feature_keys: int = 100
 
     numeric_columns: tuple[str, ...] = ("latency_ms", "input_tokens", "output_tokens", "confidence")
     categorical_columns: tuple[str, ...] = ("status", "is_fallback")

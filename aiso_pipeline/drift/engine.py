@@ -48,7 +48,7 @@ METRIC_COLUMNS = ("dt", "model", "column_name", "column_type", "method", "statis
                   "declared_type", "reference_values", "current_values", "distinct_values", "reason")
 SUMMARY_COLUMNS = ("dt", "model", "columns_checked", "columns_drifted", "share_drifted", "dataset_drift",
                    "columns_skipped", "drift_share_threshold", "reference_start", "reference_end", "reference_rows",
-                   "current_rows")
+                   "current_rows", "feature_keys_skipped")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -134,22 +134,28 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _feature_types(con, source: str, days: list[tuple[_dt.date, _dt.date]],
-                   models: list[str]) -> dict[str, dict[str, str | None]]:
-    """model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, scalar keys seen per model over
-    the day ranges `days`."""
+def _feature_types(con, source: str, days: list[tuple[_dt.date, _dt.date]], models: list[str],
+                   max_keys: int = NO_LIMIT) -> tuple[dict[str, dict[str, str | None]], dict[str, int]]:
+    """(model -> {key: 'integer' | NUMERICAL | CATEGORICAL | None (JSON nulls only)}, model -> keys left out): the
+    scalar keys seen per model over the day ranges `days`, at most `max_keys` per model, those in the most feature
+    shapes first (a stray row's thousand keys are in one shape; a real feature is in most of them)."""
     seen: dict[str, dict[str, set]] = {}
+    shapes: dict[str, dict[str, int]] = {}
     for _, model, keys, types in _feature_shapes(con, source, days):
         if model not in models:
             continue
         for key, typ in zip(keys or [], types or []):
             if typ not in ("OBJECT", "ARRAY"):  # nested objects / arrays are not features
                 seen.setdefault(model, {}).setdefault(key, set()).add(typ)
+                shapes.setdefault(model, {})[key] = shapes.get(model, {}).get(key, 0) + 1
     out: dict[str, dict[str, str | None]] = {}
+    skipped: dict[str, int] = {}
     for model, keys in seen.items():
+        kept = sorted(keys, key=lambda k: (-shapes[model][k], k))[:max_keys]
+        skipped[model] = len(keys) - len(kept)
         out[model] = {}
-        for key, types in keys.items():
-            types = types - {"NULL"}
+        for key in sorted(kept):
+            types = keys[key] - {"NULL"}
             if not types:
                 out[model][key] = None
             elif types <= JSON_INTEGER_TYPES:
@@ -158,7 +164,7 @@ def _feature_types(con, source: str, days: list[tuple[_dt.date, _dt.date]],
                 out[model][key] = NUMERICAL
             else:
                 out[model][key] = CATEGORICAL  # strings, booleans, or a mix: compared as text
-    return out
+    return out, skipped
 
 
 def _feature_shapes(con, source: str, days: list[tuple[_dt.date, _dt.date]]) -> list[tuple]:
@@ -430,8 +436,8 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
     # the models compared, as bound parameters $rm0, $rm1, ... (only their reference rows are read)
     params = {**params, "ref_models": ", ".join(f"$rm{i}" for i in range(len(models))),
               **{f"rm{i}": m for i, m in enumerate(models)}}
-    features = (_feature_types(con, src, [(dt, dt), (ref_start, ref_end)], models) if config.include_features
-                else {})
+    features, keys_skipped = (_feature_types(con, src, [(dt, dt), (ref_start, ref_end)], models,
+                                             config.max_feature_keys) if config.include_features else ({}, {}))
     columns = _columns(config, features)
     if not columns:
         return [], []
@@ -541,7 +547,8 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
                             dataset_drift=bool(share is not None and share >= config.dataset_drift_share),
                             columns_skipped=len(rows) - len(checked),
                             drift_share_threshold=config.dataset_drift_share, reference_start=ref_start,
-                            reference_end=ref_end, reference_rows=ref_rows, current_rows=cur_rows))
+                            reference_end=ref_end, reference_rows=ref_rows, current_rows=cur_rows,
+                            feature_keys_skipped=keys_skipped.get(m, 0)))
     return metrics, summary
 
 
@@ -563,8 +570,8 @@ def sample_for_report(con: duckdb.DuckDBPyConnection, dt: _dt.date, model: str,
     keep = [10**6 if not n else min(10**6, -(-4 * max_rows * 10**6 // n)) for n in (rows or (0, 0))]
     params = {"dt": dt, "ref_start": ref_start, "ref_end": ref_end, "model": model, "max_rows": int(max_rows),
               "keep_ref": keep[0], "keep_cur": keep[1]}
-    features = (_feature_types(con, src, [(dt, dt), (ref_start, ref_end)], [model]) if config.include_features
-                else {})
+    features = (_feature_types(con, src, [(dt, dt), (ref_start, ref_end)], [model], config.max_feature_keys)[0]
+                if config.include_features else {})
     columns = _columns(config, {model: features.get(model, {})})
     sql = _fill(_sql_text("sample.sql"), rows=_rows_sql(source=src, columns=columns, sampled=True),
                 hash_args=", ".join(c.alias for c in columns))

@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS marts.drift_summary (
     dataset_drift BOOLEAN, columns_skipped INTEGER, drift_share_threshold DOUBLE, reference_start DATE,
     reference_end DATE, reference_rows BIGINT, current_rows BIGINT, report_path VARCHAR
 );
+ALTER TABLE marts.drift_summary ADD COLUMN IF NOT EXISTS feature_keys_skipped INTEGER;  -- past max_feature_keys
 DELETE FROM marts.drift_metrics WHERE dt = $dt;
 DELETE FROM marts.drift_summary WHERE dt = $dt;
 INSERT INTO marts.drift_metrics BY NAME SELECT * FROM _drift_metrics;
