@@ -571,3 +571,14 @@ def test_a_malformed_webhook_url_never_leaks_and_never_breaks_the_sensor(data, r
     logged = caplog.text + "".join(capfd.readouterr())
     assert "is not an http(s) URL" in logged or "not usable" in logged
     assert "SECRET" not in logged and "SECRET" not in (skip or "") and "SECRET" not in (cursor or "")
+
+
+def test_the_data_directorys_window_drives_the_sensor_and_the_schedule(data, resources, settled):
+    """One setting (reference/outcomes.yaml): with a 48 h window a late product file reruns the two days before
+    it, and the schedule revisits two days before yesterday."""
+    (data.reference / "outcomes.yaml").write_text("window_hours: 48\n")
+    land(data, "product", "2025-06-12", "late.jsonl", [product("m1", timestamp="2025-06-12T01:00:00Z")])
+    requests, _, _ = tick(orch.landing_sensor, resources)
+    assert [r.partition_key for r in requests] == ["2025-06-12", "2025-06-11", "2025-06-10"]
+    days = [r.partition_key for r in evaluate_schedule(resources, datetime(2025, 6, 15, 2, 0, tzinfo=timezone.utc))]
+    assert days == ["2025-06-14", "2025-06-13", "2025-06-12"]

@@ -461,11 +461,10 @@ def test_assets_materialize_and_low_join_rate_warns_without_blocking(data):
     joined_meta = result.asset_materializations_for_node("marts__joined_outcomes")[0].metadata
     assert joined_meta["join_rate_pct"].value == 50.0
     assert checks(data)["outcome_join_rate"][:3] == (False, "WARN", 0.0)
-    # the attribution settings are Dagster run config on the asset
+    # the attribution settings are the data directory's (reference/outcomes.yaml), read by the asset
+    (data.reference / "outcomes.yaml").write_text("window_hours: 2\nsuccess_events: [Answer Accepted]\n")
     rerun = dg.materialize([joined_outcomes], partition_key=D,
-                           resources={"warehouse": WarehouseResource(data_dir=str(data.root))},
-                           run_config={"ops": {"marts__joined_outcomes": {"config": {
-                               "window_hours": 2.0, "success_events": ["Answer Accepted"]}}}})
+                           resources={"warehouse": WarehouseResource(data_dir=str(data.root))})
     meta = rerun.asset_materializations_for_node("marts__joined_outcomes")[0].metadata
     assert meta["window_hours"].value == 2.0
     got = joined(data)["r1"]

@@ -29,7 +29,7 @@ from aiso_pipeline.defs.outcomes import COST, COVERAGE, JOINED
 from aiso_pipeline.defs.resources import DAILY, WarehouseResource
 from aiso_pipeline.errors import AisoError
 from aiso_pipeline.ingest.landing import partition_files
-from aiso_pipeline.outcomes import OutcomeConfig
+from aiso_pipeline.outcomes import load_config
 from aiso_pipeline.warehouse import publish
 
 # When the nightly schedule fires. A cron cannot be read at run time, so these two are read when the code location
@@ -47,8 +47,8 @@ except dg.DagsterInvalidDefinitionError:
     raise AisoError(f"AISO_SCHEDULE_CRON={SCHEDULE_CRON!r} is not a cron schedule such as '0 2 * * *': fix it or "
                     f"unset it") from None
 
-# Days after D whose product (and inference) data can still change D's outcomes: ceil(attribution window / 24 h).
-OUTCOME_WINDOW_DAYS = OutcomeConfig().window_days
+# Days after D whose product (and inference) data can still change D's outcomes: ceil(attribution window / 24 h),
+# of the data directory's window (reference/outcomes.yaml), read when a tick runs.
 OPEN_WINDOW_LOOKBACK_DAYS = 7  # the schedule also reruns days this recent still marked window_closed = false
 OUTCOME_ASSETS = (JOINED, COVERAGE, COST)  # what a rerun of an earlier day refreshes (the `outcomes` group)
 
@@ -87,11 +87,11 @@ def _partition_keys() -> set[str]:
 
 # ---- nightly schedule ------------------------------------------------------------------------------------------
 
-def nightly_days(today: date, open_days: list[str] = ()) -> list[str]:
-    """Yesterday, the OUTCOME_WINDOW_DAYS before it, and any recent day whose window was still open when last
-    computed; newest first, so a day's later product events are loaded before the day is recomputed."""
+def nightly_days(today: date, open_days: list[str] = (), window_days: int = 1) -> list[str]:
+    """Yesterday, the `window_days` before it, and any recent day whose window was still open when last computed;
+    newest first, so a day's later product events are loaded before the day is recomputed."""
     yesterday = today - timedelta(days=1)
-    days = {(yesterday - timedelta(days=i)).isoformat() for i in range(OUTCOME_WINDOW_DAYS + 1)}
+    days = {(yesterday - timedelta(days=i)).isoformat() for i in range(window_days + 1)}
     days |= {d for d in open_days if d < yesterday.isoformat()}
     return sorted(days & _partition_keys(), reverse=True)
 
@@ -119,7 +119,7 @@ def _open_days(data: DataDir, today: date) -> list[str]:
 def nightly_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
     fired = context.scheduled_execution_time or datetime.now(timezone.utc)
     today = fired.astimezone(timezone.utc).date()  # partitions are UTC days, whatever the schedule's time zone
-    days = nightly_days(today, _open_days(warehouse.data(), today))
+    days = nightly_days(today, _open_days(warehouse.data(), today), load_config(warehouse.data()).window_days)
     yesterday = (today - timedelta(days=1)).isoformat()
     # Yesterday gets every asset; an earlier day only what later product events change, its outcomes and rollups
     # (the `refresh_outcomes` assets; a day whose inputs did not change is not even joined again). Runs queue in
@@ -222,20 +222,20 @@ def _already_loaded(data: DataDir, files: list[Landed]) -> set[str]:
                    for size, mtime_us in loaded.get(f.source_file, []))}
 
 
-def affected_partitions(dt: str) -> list[str]:
-    """The partitions a file in dt=<dt> can change: <dt> itself and the OUTCOME_WINDOW_DAYS before it, whose
-    joined outcomes read this day's events (see defs/outcomes.py)."""
+def affected_partitions(dt: str, window_days: int = 1) -> list[str]:
+    """The partitions a file in dt=<dt> can change: <dt> itself and the `window_days` before it, whose joined
+    outcomes read this day's events (see defs/outcomes.py)."""
     day = date.fromisoformat(dt)
-    return [(day - timedelta(days=i)).isoformat() for i in range(OUTCOME_WINDOW_DAYS + 1)]
+    return [(day - timedelta(days=i)).isoformat() for i in range(window_days + 1)]
 
 
-def landing_days_read(partition: str) -> list[str]:
-    """The landing days partition <partition> reads: itself and the OUTCOME_WINDOW_DAYS after it."""
+def landing_days_read(partition: str, window_days: int = 1) -> list[str]:
+    """The landing days partition <partition> reads: itself and the `window_days` after it."""
     day = date.fromisoformat(partition)
-    return [(day + timedelta(days=i)).isoformat() for i in range(OUTCOME_WINDOW_DAYS + 1)]
+    return [(day + timedelta(days=i)).isoformat() for i in range(window_days + 1)]
 
 
-def landing_run_requests(files: list[Landed], new: list[Landed], log) -> list[dg.RunRequest]:
+def landing_run_requests(files: list[Landed], new: list[Landed], log, window_days: int = 1) -> list[dg.RunRequest]:
     """One run per partition a new file affects, newest first. The run key hashes every file the partition reads,
     so the same files never start a second run, and any new or changed one does."""
     valid = _partition_keys()
@@ -245,12 +245,12 @@ def landing_run_requests(files: list[Landed], new: list[Landed], log) -> list[dg
             log.warning(f"ignoring {f.source_file}: dt={f.dt} is not a partition (a day YYYY-MM-DD from "
                         f"{DAILY.start.date()} to today)")
             continue
-        for p in affected_partitions(f.dt):
+        for p in affected_partitions(f.dt, window_days):
             if p in valid:
                 partitions[p] = partitions.get(p, 0) + 1
     requests = []
     for p in sorted(partitions, reverse=True):
-        reads = set(landing_days_read(p))
+        reads = set(landing_days_read(p, window_days))
         digest = hashlib.sha1("\n".join(sorted(f.fingerprint for f in files if f.dt in reads)).encode())
         requests.append(dg.RunRequest(
             run_key=f"landing:{p}:{digest.hexdigest()[:16]}", partition_key=p,
@@ -274,7 +274,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
     new, next_cursor = cursor.advance(files, time.time_ns())
     loaded = _already_loaded(data, new)
     new = [f for f in new if f.digest not in loaded]
-    requests = landing_run_requests(files, new, context.log)
+    requests = landing_run_requests(files, new, context.log, load_config(data).window_days)
     if requests:
         context.log.info(f"{len(new)} new or changed file(s): runs for {', '.join(r.partition_key for r in requests)}")
         return dg.SensorResult(run_requests=requests, cursor=next_cursor.dump())

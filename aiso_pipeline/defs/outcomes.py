@@ -1,14 +1,15 @@
 """Outcome and cost assets: raw events of a day → marts.joined_outcomes → marts.outcome_coverage, marts.cost_daily.
 
 Thin wiring around aiso_pipeline.outcomes. joined_outcomes(D) depends on inference and product partitions
-D .. D+k (k = ceil(window / 24 h) for the default window), so a late product event makes D stale and
-rematerializing D picks it up.
+D .. D+k (k = ceil(window / 24 h)), so a late product event makes D stale and rematerializing D picks it up. The
+window and the outcome events are the data directory's (reference/outcomes.yaml, outcomes.load_config), read in
+that one place by the join, the schedule and the landing sensor; the lineage drawn in the UI uses the window of the
+data directory the code location loaded with ($AISO_DATA_DIR).
 """
-from typing import List
-
 import dagster as dg
 
 from aiso_pipeline import outcomes
+from aiso_pipeline.config import data_dir
 from aiso_pipeline.defs.metadata import markdown_table, table_metadata
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
 from aiso_pipeline.outcomes import charts
@@ -16,21 +17,12 @@ from aiso_pipeline.outcomes import charts
 JOINED = dg.AssetKey(["marts", "joined_outcomes"])
 COVERAGE = dg.AssetKey(["marts", "outcome_coverage"])
 COST = dg.AssetKey(["marts", "cost_daily"])
-WINDOW_DAYS = outcomes.OutcomeConfig().window_days
+WINDOW_DAYS = outcomes.load_config(data_dir()).window_days
 # D reads D .. D+WINDOW_DAYS; for the newest partition the later days do not exist yet, which is fine.
 FOLLOWING_DAYS = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=WINDOW_DAYS)
 JOIN_RATE_CHECK = "join_rate_at_least_95pct"
 UNKNOWN_CHECK = "no_unknown_request_ids"
 UNATTRIBUTED_CHECK = "unattributed_events_at_most_5pct"
-
-
-class OutcomeSettings(dg.Config):
-    """Attribution settings (CONTRACT section 5). The partition mapping assumes the default window: a longer
-    window still reads the right partitions, but the UI's lineage shows only D .. D+1."""
-
-    window_hours: float = 24.0
-    success_events: List[str] = list(outcomes.DEFAULT_SUCCESS_EVENTS)
-    conversion_events: List[str] = list(outcomes.DEFAULT_CONVERSION_EVENTS)
 
 
 def _pct(x):
@@ -63,10 +55,8 @@ def _number(value) -> dg.MetadataValue:
     owners=OWNERS,
     pool=POOL,
 )
-def joined_outcomes(context: dg.AssetExecutionContext, config: OutcomeSettings,
-                    warehouse: WarehouseResource) -> dg.MaterializeResult:
-    settings = outcomes.OutcomeConfig(config.window_hours, tuple(config.success_events),
-                                      tuple(config.conversion_events))
+def joined_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = outcomes.load_config(warehouse.data())
     dt = context.partition_key
     with warehouse.connect() as con:
         s = outcomes.build_joined_outcomes(con, dt, settings)

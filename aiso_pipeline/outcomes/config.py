@@ -36,3 +36,36 @@ class OutcomeConfig:
     def params(self) -> dict:
         return {"window": self.window, "days": self.window_days, "success_events": list(self.success_events),
                 "conversion_events": list(self.conversion_events)}
+
+
+SETTINGS_FILE = "outcomes.yaml"  # <data dir>/reference/outcomes.yaml, optional
+
+
+def load_config(data) -> OutcomeConfig:
+    """The attribution settings of a data directory: `reference/outcomes.yaml` (window_hours, success_events,
+    conversion_events), else the defaults. The one place they are read: the join, the schedule's and the landing
+    sensor's choice of days, and the lineage all follow it.
+
+        window_hours: 48
+        success_events: [Task Completed, Answer Accepted, Order Completed]
+        conversion_events: [Order Completed]
+    """
+    from aiso_pipeline.config import read_settings_yaml
+    from aiso_pipeline.errors import AisoError
+
+    path = data.reference / SETTINGS_FILE
+    if not path.exists():
+        return OutcomeConfig()
+    raw = read_settings_yaml(path) or {}
+    known = ("window_hours", "success_events", "conversion_events")
+    if not isinstance(raw, dict) or set(raw) - set(known):
+        unknown = sorted(set(raw) - set(known)) if isinstance(raw, dict) else raw
+        raise AisoError(f"{path}: unknown setting(s) {unknown}: the settings are {', '.join(known)}")
+    for key in ("success_events", "conversion_events"):
+        if key in raw and (not isinstance(raw[key], list) or not all(isinstance(e, str) for e in raw[key])):
+            raise AisoError(f"{path}: {key} must be a list of event names")
+    window = raw.get("window_hours", OutcomeConfig.window_hours)
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window <= 24 * 90:
+        raise AisoError(f"{path}: window_hours must be a number of hours from 0 to 2160, got {window!r}")
+    return OutcomeConfig(float(window), tuple(raw.get("success_events", DEFAULT_SUCCESS_EVENTS)),
+                         tuple(raw.get("conversion_events", DEFAULT_CONVERSION_EVENTS)))
