@@ -163,6 +163,19 @@ def _preflight(data: DataDir) -> None:
         require_landing(data, stream)
     ensure_prices(data)
     read_prices(data.prices)
+    _follow_a_move(data)
+
+
+def _follow_a_move(data: DataDir) -> None:
+    """A data directory moved or copied since its last publish: publish the catalog again at once (Parquet files
+    are not rewritten), so analysts' views read this directory's files, not the old place's."""
+    from aiso_pipeline import warehouse
+
+    if warehouse.work_db_exists(data) and warehouse.published_elsewhere(data):
+        from aiso_pipeline.runner import run_lock
+        with run_lock(data):
+            warehouse.publish(data)
+        print(f"aiso: {data.warehouse} was published for another location: published again here", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -336,3 +336,23 @@ def test_a_row_with_thousands_of_feature_keys_is_capped_and_counted_not_fatal(da
                                              FROM marts.drift_summary WHERE dt = '2025-06-02'""")
     assert skipped == 3002 - 100 and checked <= 100 + 6
     assert ("features.lang",) in published(data, "SELECT column_name FROM marts.drift_metrics WHERE dt = '2025-06-02'")
+
+
+def test_a_moved_data_directory_is_published_again_by_the_next_command(tmp_path, capsys):
+    import shutil
+
+    from aiso_pipeline import warehouse
+    first = data_dir(tmp_path / "first")
+    for stream in ("inference", "product"):
+        first.landing(stream).mkdir(parents=True)
+    first.reference.mkdir(parents=True)
+    first.prices.write_text(PRICES)
+    land(first, "inference", DT, "a.jsonl", [inference("r1", input_tokens=1)])
+    assert cli(first, "run", "--date", DT) == 0
+    moved = data_dir(tmp_path / "moved")
+    shutil.move(first.root, moved.root)  # the views still name the old place's files, which are gone
+    assert warehouse.published_elsewhere(moved)
+    assert cli(moved, "run", "--date", "2025-06-02") == 0  # any run: first it publishes the catalog here again
+    assert "published again here" in capsys.readouterr().err
+    assert not warehouse.published_elsewhere(moved)
+    assert published(moved, "SELECT request_id FROM raw.inference_events") == [("r1",)]

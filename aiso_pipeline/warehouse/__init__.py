@@ -90,6 +90,10 @@ def connect(data: DataDir, memory_limit: str | None = None) -> Iterator[duckdb.D
         con.close()
 
 
+def work_db_exists(data: DataDir) -> bool:
+    return data.work_db.exists()
+
+
 _TABLE = re.compile(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*")
 
 
@@ -139,4 +143,6 @@ def run(con: duckdb.DuckDBPyConnection, name: str, **params) -> duckdb.DuckDBPyC
     return result
 
 
-from aiso_pipeline.warehouse.publishing import Publication, publish, publish_quality  # noqa: E402 - it uses sql() and run() above
+# publishing uses sql() and run() above
+from aiso_pipeline.warehouse.publishing import (Publication, publish, publish_quality,  # noqa: E402
+                                                 published_elsewhere)

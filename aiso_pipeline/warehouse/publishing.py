@@ -90,6 +90,25 @@ def publish(data: DataDir) -> Publication:
                        sum(w[4] for w in written), time.perf_counter() - started, detail)
 
 
+def published_elsewhere(data: DataDir) -> bool:
+    """True when warehouse.duckdb was published for another location of this data directory (it was moved or
+    copied): its views name Parquet files by absolute path (DuckDB resolves a relative one against the reader's
+    working directory), so they read the old place until the catalog is published again."""
+    if not data.warehouse.exists():
+        return False
+    try:
+        con = duckdb.connect(str(data.warehouse), read_only=True)
+    except duckdb.Error:
+        return False  # being replaced, or not ours to judge: the next publish settles it
+    try:
+        row = con.execute("SELECT data_root FROM meta.published").fetchone()
+    except duckdb.Error:
+        row = None  # published before the location was recorded
+    finally:
+        con.close()
+    return row is None or row[0] != str(data.root)
+
+
 def publish_quality(data: DataDir) -> Path | None:
     """After a failed run: warehouse.duckdb again, with the working database's quality.* tables (so the failure's
     pointer to quality.check_results, the quarantine and the ingest log can be followed) and everything else as it
@@ -210,7 +229,8 @@ def _build_catalog(con, data: DataDir, tables: dict, lake: list[str], number: in
                 con.execute(f"CREATE VIEW {target} AS SELECT {select} FROM {reader}")
             else:
                 con.execute(f"CREATE TABLE {target} AS SELECT * FROM {_name(table)}")
-        run(con, "warehouse/sql/published.sql", database_id=database_id, seq=upto, publication=number)
+        run(con, "warehouse/sql/published.sql", database_id=database_id, seq=upto, publication=number,
+            data_root=str(data.root))
     finally:
         con.execute(f"DETACH {CATALOG}")
     os.replace(tmp, data.warehouse)

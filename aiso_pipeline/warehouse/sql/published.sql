@@ -6,6 +6,8 @@ CREATE TABLE catalog.meta.published (
     seq          BIGINT,          -- the last change (meta.partition_writes.seq) it holds
     publication  BIGINT,          -- the how-many-th publish of this data directory
     published_at TIMESTAMPTZ,
-    method       VARCHAR          -- 'parquet lake': big tables are views over Parquet files under .work/lake/
+    method       VARCHAR,         -- 'parquet lake': big tables are views over Parquet files under .work/lake/
+    data_root    VARCHAR          -- the data directory the views' Parquet paths are under
 );
-INSERT INTO catalog.meta.published VALUES ($database_id::UUID, $seq, $publication, current_timestamp, 'parquet lake');
+INSERT INTO catalog.meta.published VALUES ($database_id::UUID, $seq, $publication, current_timestamp, 'parquet lake',
+                                           $data_root);
