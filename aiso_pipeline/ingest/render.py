@@ -58,10 +58,6 @@ class DuckDBDialect:
         return out
 
     @staticmethod
-    def list_get(lst: str, i: int) -> str:
-        return f"{lst}[{i}]"
-
-    @staticmethod
     def try_double(x: str) -> str:
         return f"try_cast({x} AS DOUBLE)"
 

@@ -132,6 +132,14 @@ def publish_quality(data: DataDir) -> Path | None:
                     _copy_previous(con, home)
                 finally:
                     con.execute("DETACH previous")
+            has_meta = con.execute(f"""SELECT count(*) FROM duckdb_tables() WHERE database_name = '{CATALOG}'
+                                       AND schema_name = 'meta' AND table_name = 'published'""").fetchone()[0]
+            if not has_meta:  # nothing published before: say where this one belongs (published_elsewhere)
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS {CATALOG}."meta"')
+                con.execute(f"""CREATE TABLE {CATALOG}.meta.published AS
+                                SELECT NULL::UUID AS database_id, NULL::BIGINT AS seq, NULL::BIGINT AS publication,
+                                       current_timestamp AS published_at, 'quality only' AS method,
+                                       ?::VARCHAR AS data_root""", [str(data.root)])
             con.execute(f'CREATE SCHEMA IF NOT EXISTS {CATALOG}."quality"')
             for table in quality:
                 con.execute(f"CREATE TABLE {CATALOG}.{_name(table)} AS SELECT * FROM {_name(table)}")
