@@ -183,7 +183,8 @@ def test_srm_experiment_is_invalid(data):
 
 def test_confidence_threshold_experiment_ships_with_lower_cost_per_converted_user(data):
     # The treatment answers low-confidence chats with a cheap, fast fallback: conversion 12% -> 18%, cost -40%.
-    world = simulate("confidence_threshold", 4000, seed=13, split={"control": 0.5, "fallback_low_conf": 0.5},
+    # 10,000 users over the 7 days: enough for the sequential test (the default) to decide after its burn-in.
+    world = simulate("confidence_threshold", 10000, seed=13, split={"control": 0.5, "fallback_low_conf": 0.5},
                      conversion={"control": 0.12, "fallback_low_conf": 0.18},
                      cost={"control": 0.012, "fallback_low_conf": 0.007},
                      latency={"control": 1200.0, "fallback_low_conf": 700.0})
@@ -547,7 +548,7 @@ def test_no_experiments_writes_nothing(data):
 
 def test_asset_materializes_readouts_checks_and_pages(data):
     world = pd.concat([
-        simulate("confidence_threshold", 2000, seed=26, split={"control": 0.5, "fallback_low_conf": 0.5},
+        simulate("confidence_threshold", 8000, seed=26, split={"control": 0.5, "fallback_low_conf": 0.5},
                  conversion={"control": 0.12, "fallback_low_conf": 0.2}, cost={"fallback_low_conf": 0.006}),
         simulate("srm_test", 2000, seed=27, split={"control": 0.6, "treatment": 0.4}, feature="recs"),
     ], ignore_index=True)

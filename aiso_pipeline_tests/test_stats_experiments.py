@@ -11,6 +11,7 @@ and from scipy (chisquare, ttest_ind_from_stats) where GrowthBook publishes none
 """
 
 import math
+from datetime import date
 from decimal import Decimal
 
 import numpy as np
@@ -21,17 +22,16 @@ from aiso_pipeline.stats import (
     EXTRA_COLUMNS,
     READOUT_COLUMNS,
     Cuped,
-    MetricResult,
     Ratio,
     SampleMean,
     adjust_p_values,
     analyze,
     compare,
     cuped_theta,
-    decide,
     mde_relative,
     srm_p_value,
 )
+from aiso_pipeline.stats import decision
 from aiso_pipeline.stats.experiments import sequential_halfwidth_one_sided, sequential_rho
 
 approx5 = lambda x: pytest.approx(x, abs=1e-5)  # noqa: E731  gbstats rounds to 5 decimals
@@ -398,31 +398,70 @@ def test_mde_undefined_when_too_few_units():
 # --------------------------------------------------------------------------------------------------
 
 
-def mr(role, lift, p=0.5, p_adj=0.5, harm=None):
+READY = decision.Progress(days=14, window_end=date(2025, 6, 14), units={"control": 5000, "treatment": 5000})
+SEQ = decision.Policy(sequential=True)
+
+
+def mr(role, lift, lo=None, hi=None, p_adj=0.5, harm=None, margin=0.02):
+    """A result whose interval is [lo, hi] (default: lift +- 0.05)."""
     harm = harm or ("increase" if role == "guardrail" else "decrease")
-    return MetricResult("m", "treatment", role, harm, lift, p, p_adj)
+    lo = lift - 0.05 if lo is None else lo
+    hi = lift + 0.05 if hi is None else hi
+    return decision.Result("m", "treatment", role, harm, lift, lo, hi, p_adj, margin if role == "guardrail" else 0)
+
+
+def decide(results, srm_p=0.5, policy=SEQ, progress=READY):
+    return decision.decide(results, srm_p, policy, progress)[0]
 
 
 def test_decide_rules():
     better = mr("primary", 0.1, p_adj=0.01)
     worse = mr("primary", -0.1, p_adj=0.01)
     flat = mr("primary", 0.1, p_adj=0.2)
-    harmed = mr("guardrail", 0.2, p=0.01)
-    fine = mr("guardrail", 0.2, p=0.2)
-    assert decide([better, fine], srm_p=0.5) == "ship"
+    fine = mr("guardrail", 0.0, lo=-0.01, hi=0.01)           # no harm
+    wide = mr("guardrail", 0.01, lo=-0.2, hi=0.2)            # within the margin, however wide the interval
+    harmed = mr("guardrail", 0.2, lo=0.05, hi=0.3)           # harm beyond 2% significant
+    unsure = mr("guardrail", 0.06, lo=-0.02, hi=0.14)        # looks worse than 2%, not significantly: inconclusive
+    assert decide([better, fine]) == "ship"
     assert decide([better, fine], srm_p=0.0001) == "invalid"
-    assert decide([better, harmed], srm_p=0.5) == "stop"
-    assert decide([worse, fine], srm_p=0.5) == "stop"
-    assert decide([flat, fine], srm_p=0.5) == "keep_running"
-    assert decide([], srm_p=0.5) == "keep_running"
+    assert decide([better, harmed]) == "stop"
+    assert decide([worse, fine]) == "stop"
+    assert decide([flat, fine]) == "keep_running"
+    assert decide([better, unsure]) == "ship"                # harm not significant beyond the margin: no stop
+    assert decision.decide([flat, unsure], 0.5, SEQ, READY)[1].startswith("Guardrail m looks worse than its 2%")
+    assert decide([better, wide]) == "ship"
+    assert decide([flat, unsure]) == "keep_running"
+    assert decide([]) == "keep_running"
+    # a guardrail's harm inside its margin is no stop, however significant against no change
+    assert decide([flat, mr("guardrail", 0.01, lo=0.005, hi=0.015)]) == "keep_running"
     # secondary metrics never decide; NaN never counts as significant
-    assert decide([mr("secondary", -0.5, p_adj=0.0001), flat], srm_p=0.5) == "keep_running"
-    assert decide([mr("primary", float("nan"), p_adj=float("nan"))], srm_p=0.5) == "keep_running"
+    assert decide([mr("secondary", -0.5, p_adj=0.0001), flat]) == "keep_running"
+    assert decide([mr("primary", float("nan"), p_adj=float("nan"))]) == "keep_running"
     # a lower-is-better primary (harm "increase") that went down is better
-    assert decide([mr("primary", -0.1, p_adj=0.01, harm="increase")], srm_p=0.5) == "ship"
+    assert decide([mr("primary", -0.1, p_adj=0.01, harm="increase")]) == "ship"
     # a guardrail whose harm is "decrease" is harmed by a drop only
-    assert decide([better, mr("guardrail", -0.2, p=0.01, harm="decrease")], srm_p=0.5) == "stop"
-    assert decide([better, mr("guardrail", 0.2, p=0.01, harm="decrease")], srm_p=0.5) == "ship"
+    assert decide([better, mr("guardrail", -0.2, lo=-0.3, hi=-0.1, harm="decrease")]) == "stop"
+    assert decide([better, mr("guardrail", 0.2, lo=0.1, hi=0.3, harm="decrease")]) == "ship"
+
+
+def test_decisions_wait_for_the_burn_in_or_the_planned_horizon():
+    better, fine = mr("primary", 0.1, p_adj=0.01), mr("guardrail", 0.0, lo=-0.01, hi=0.01)
+    early = decision.Progress(days=3, window_end=date(2025, 6, 3), units={"control": 5000, "treatment": 5000})
+    small = decision.Progress(days=14, window_end=date(2025, 6, 14), units={"control": 5000, "treatment": 40})
+    verdict, reason = decision.decide([better, fine], 0.5, SEQ, early)
+    assert verdict == "keep_running" and reason.startswith("Burn-in: 3 of 7 days")
+    assert decide([better, fine], progress=small) == "keep_running"
+    fixed_open = decision.Policy(sequential=False)
+    verdict, reason = decision.decide([better, fine], 0.5, fixed_open, READY)
+    assert verdict == "keep_running" and "without a planned end or sample_size" in reason
+    planned = decision.Policy(sequential=False, planned_end=date(2025, 6, 20))
+    assert decide([better, fine], policy=planned) == "keep_running"  # before its end
+    assert decide([better, fine], policy=planned, progress=decision.Progress(
+        20, date(2025, 6, 20), {"control": 5000, "treatment": 5000})) == "ship"
+    by_size = decision.Policy(sequential=False, planned_units_per_arm=4000)
+    assert decide([better, fine], policy=by_size) == "ship"
+    # SRM is reported at once, burn-in or not
+    assert decision.decide([better], 1e-6, SEQ, early)[0] == "invalid"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -554,8 +593,8 @@ def test_analyze_invalid_on_srm():
     rows = run(stats)
     assert rows[0]["srm_p_value"] < 0.001 and rows[0]["srm_flag"]
     assert {r["decision"] for r in rows} == {"invalid"}
-    # the same split is fine when it was the plan
-    rows = run(stats, weights={"control": 5000, "treatment": 5600})
+    # the same split is fine when it was the plan (a wide latency margin: the guardrail is shown within it)
+    rows = run(stats, weights={"control": 5000, "treatment": 5600}, margins={"latency_ms": 0.2})
     assert not rows[0]["srm_flag"] and rows[0]["decision"] == "ship"
     # a variant that was expected but got no units is a mismatch too
     rows = run(experiment(np.random.default_rng(9)), weights={"control": 1, "treatment": 1, "c": 1})

@@ -71,7 +71,7 @@ ROW_SCHEMA = pa.schema([
     ("abs_p_value", pa.float64()), ("ci_level", pa.float64()), ("target_mde", pa.float64()),
     ("cuped_theta", pa.float64()), ("alpha", pa.float64()), ("correction", pa.string()), ("sequential", pa.bool_()),
     ("experiment_start", pa.date32()), ("window_end", pa.date32()), ("mixed_variant_users", pa.int64()),
-    ("registered", pa.bool_()),
+    ("registered", pa.bool_()), ("decision_reason", pa.string()), ("margin", pa.float64()),
 ])
 CHECK_SCHEMA = pa.schema([("check_name", pa.string()), ("passed", pa.bool_()), ("severity", pa.string()),
                           ("observed_value", pa.float64()), ("threshold", pa.string()), ("details", pa.string())])
@@ -284,11 +284,15 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
         vs = variant_stats(s, cfg.cuped)
         for m in cfg.metrics:
             per_metric[m][v] = vs[m]
+    policy = stats.decision.Policy(sequential=cfg.sequential, min_days=cfg.min_days,
+                                   min_units_per_arm=cfg.min_units_per_arm, planned_end=cfg.end,
+                                   planned_units_per_arm=cfg.sample_size, alpha=cfg.alpha)
+    progress = stats.decision.Progress(days=(p.window_end - p.start).days + 1, window_end=p.window_end, units=units)
     rows = stats.analyze(
         cfg.id, per_metric, control, primary=cfg.primary, secondary=cfg.secondary, guardrails=cfg.guardrails,
-        lower_is_better=LOWER_IS_BETTER, weights=cfg.weights, units=units, alpha=cfg.alpha,
+        margins=cfg.margins, lower_is_better=LOWER_IS_BETTER, weights=cfg.weights, units=units, alpha=cfg.alpha,
         correction=cfg.correction, sequential=cfg.sequential, sequential_tuning_parameter=cfg.sequential_tuning,
-        power=cfg.power)
+        power=cfg.power, policy=policy, progress=progress)
     ex = exclusion or {}
     mixed = int(ex.get("mixed_variant_users") or 0)
     notes = []

@@ -13,15 +13,21 @@ ship / stop decision.
         primary_metric: conversion_rate    # default conversion_rate
         secondary_metrics: [revenue_per_user, success_rate]  # default: every other metric not a guardrail
         guardrails: [latency_ms, cost_per_user, error_rate]  # default these three; or {metric: increase|decrease}
+        margins: {latency_ms: 0.05}        # non-inferiority margin per guardrail (relative); default 0.02
         mde: 0.05                          # target relative MDE, compared with the achievable one
         start: 2025-06-01                  # default: the first day with an exposure
-        end: 2025-06-30                    # optional; later as-of days report the readout frozen at `end`
+        end: 2025-06-30                    # optional; later as-of days report the readout frozen at `end`;
+                                           # a fixed-horizon test (sequential: false) decides from this day
+        sample_size: 20000                 # fixed horizon: or once every arm has this many users
         feature: chat                      # optional (string or list): metrics from these features' inferences
         scope: experiment                  # experiment (default) | user: all of the user's inferences
         alpha: 0.05                        # significance level
         correction: holm                   # holm (default) | bh, over primary + secondary metrics x variants
-        sequential: false                  # true: asymptotic confidence sequences, safe for daily peeking
+        sequential: true                   # default: confidence sequences, valid at every daily look; false:
+                                           # fixed horizon, deciding only from `end` / `sample_size`
         sequential_tuning: 5000            # total units at which the confidence sequence is tightest
+        min_days: 7                        # burn-in of a sequential test: no ship/stop before this many days
+        min_units_per_arm: 100             # ... and this many users in every arm
         power: 0.8                         # for the MDE
         cuped: true                        # CUPED on the 14 days before exposure (per-user metrics)
         cap: {revenue_per_user: 500}       # absolute cap per per-user metric
@@ -36,6 +42,7 @@ from typing import Any, Mapping
 
 from aiso_pipeline.config import read_settings_yaml
 from aiso_pipeline.errors import AisoError
+from aiso_pipeline.stats.decision import DEFAULT_MIN_DAYS, DEFAULT_MIN_UNITS_PER_ARM
 from aiso_pipeline.text import safe_slug
 
 # metric -> (kind, direction that is good). "mean": one value per user; "ratio": a ratio of per-user sums.
@@ -56,7 +63,8 @@ CUPED_DAYS = 14
 SCOPES = ("experiment", "user")
 KEYS = ("id", "description", "name", "owner", "hypothesis", "control", "weights", "primary_metric",
         "secondary_metrics", "guardrails", "mde", "start", "end", "feature", "features", "scope", "alpha",
-        "correction", "sequential", "sequential_tuning", "power", "cuped", "cap", "winsorize")
+        "correction", "sequential", "sequential_tuning", "power", "cuped", "cap", "winsorize", "margins",
+        "sample_size", "min_days", "min_units_per_arm")
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,12 @@ class ExperimentConfig:
     scope: str = "experiment"
     alpha: float = DEFAULT_ALPHA
     correction: str = "holm"
-    sequential: bool = False
+    sequential: bool = True  # safe under daily peeking (stats.decision)
     sequential_tuning: float = 5000.0
+    min_days: int = DEFAULT_MIN_DAYS
+    min_units_per_arm: int = DEFAULT_MIN_UNITS_PER_ARM
+    sample_size: int | None = None  # fixed horizon: users per arm at which it decides
+    margins: Mapping[str, float] = field(default_factory=dict)  # guardrail -> relative margin (default 0.02)
     power: float = 0.8
     cuped: bool = True
     cap: Mapping[str, float] = field(default_factory=dict)
@@ -239,11 +251,29 @@ def parse_entry(entry: Any, path: Path, index: int) -> ExperimentConfig:
                                           float("inf"), hi_open=True)
     if "power" in entry:
         kw["power"] = _number(path, f"{w}power: ", entry["power"], 0, 1, hi_open=True)
+    for key, lo in (("min_days", 0), ("min_units_per_arm", 0), ("sample_size", 1)):
+        if key in entry:
+            v = entry[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise _fail(path, f"{w}{key}: ", f"must be a whole number >= {lo}, got {v!r}")
+            kw[key] = v
+    if "margins" in entry:
+        m = entry["margins"]
+        if not isinstance(m, dict):
+            raise _fail(path, w, f"margins must map guardrail metrics to a relative margin, got {m!r}")
+        kw["margins"] = {_metric(path, f"{w}margins: ", k): _number(path, f"{w}margins.{k}: ", v, 0, 1, lo_open=False)
+                         for k, v in m.items()}
     if "cap" in entry:
         kw["cap"] = _per_metric(path, f"{w}cap: ", entry["cap"], 0, float("inf"), True)
     if "winsorize" in entry:
         kw["winsorize"] = _per_metric(path, f"{w}winsorize: ", entry["winsorize"], 0, 1, True)
     cfg = ExperimentConfig(**kw)
+    stray = sorted(set(cfg.margins) - set(cfg.guardrails))
+    if stray:
+        raise _fail(path, f"{w}margins: ", f"{stray[0]} is not a guardrail of this experiment (guardrails: "
+                                            f"{', '.join(cfg.guardrails) or 'none'})")
+    if cfg.weights and abs(sum(cfg.weights.values()) - 1) > 1e-6 and all(v <= 1 for v in cfg.weights.values()):
+        raise _fail(path, f"{w}weights: ", f"shares add up to {sum(cfg.weights.values()):g}, not 1: fix the shares")
     if cfg.secondary is not None:
         cfg = replace(cfg, secondary=tuple(m for m in cfg.secondary if m != cfg.primary))
     return cfg

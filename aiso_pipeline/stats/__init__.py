@@ -1,11 +1,12 @@
-"""Pure statistics (numpy/scipy/statsmodels only): experiment readouts in `experiments`."""
+"""Pure statistics (numpy/scipy/statsmodels only): experiment readouts in `experiments`, the decision in
+`decision`."""
 
+from aiso_pipeline.stats import decision
 from aiso_pipeline.stats.experiments import (
     EXTRA_COLUMNS,
     READOUT_COLUMNS,
     Comparison,
     Cuped,
-    MetricResult,
     Moments,
     Ratio,
     SampleMean,
@@ -13,7 +14,6 @@ from aiso_pipeline.stats.experiments import (
     analyze,
     compare,
     cuped_theta,
-    decide,
     mde_relative,
     moments,
     sequential_rho,
@@ -23,11 +23,11 @@ from aiso_pipeline.stats.experiments import (
 )
 
 __all__ = [
+    "decision",
     "EXTRA_COLUMNS",
     "READOUT_COLUMNS",
     "Comparison",
     "Cuped",
-    "MetricResult",
     "Moments",
     "Ratio",
     "SampleMean",
@@ -35,7 +35,6 @@ __all__ = [
     "analyze",
     "compare",
     "cuped_theta",
-    "decide",
     "mde_relative",
     "moments",
     "sequential_rho",

@@ -19,6 +19,8 @@ from typing import Iterable, Literal, Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from aiso_pipeline.stats import decision
+
 NAN = float("nan")
 Alternative = Literal["two-sided", "greater", "less"]
 Harm = Literal["increase", "decrease"]
@@ -32,9 +34,9 @@ DEFAULT_POWER = 0.8
 READOUT_COLUMNS = (
     "experiment_id", "metric", "variant", "control_variant", "is_guardrail", "units", "mean",
     "control_mean", "abs_lift", "rel_lift", "ci_low", "ci_high", "p_value", "p_value_adjusted",
-    "significant", "srm_p_value", "srm_flag", "mde", "decision",
+    "significant", "srm_p_value", "srm_flag", "mde", "decision", "decision_reason",
 )
-EXTRA_COLUMNS = ("metric_role", "control_units", "abs_ci_low", "abs_ci_high", "abs_p_value", "ci_level")
+EXTRA_COLUMNS = ("metric_role", "control_units", "abs_ci_low", "abs_ci_high", "abs_p_value", "ci_level", "margin")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -576,47 +578,6 @@ def mde_relative(
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MetricResult:
-    """What the decision needs from one metric x non-control variant."""
-
-    metric: str
-    variant: str
-    role: Literal["primary", "secondary", "guardrail"]
-    harm: Harm  # the direction that is bad for this metric
-    lift: float  # relative (or absolute) lift: only its sign is used
-    p_value: float  # guardrails: one-sided for harm, uncorrected
-    p_value_adjusted: float  # primary/secondary: two-sided after correction
-
-
-def _is_harm(lift: float, harm: Harm) -> bool:
-    return (lift > 0) if harm == "increase" else (lift < 0)
-
-
-def decide(
-    results: Iterable[MetricResult],
-    srm_p: float,
-    *,
-    alpha: float = DEFAULT_ALPHA,
-    srm_threshold: float = DEFAULT_SRM_THRESHOLD,
-) -> str:
-    """invalid (SRM) > stop (a guardrail harmed, or the primary significantly worse) > ship (the primary
-    significantly better in some variant) > keep_running. NaN p-values never count as significant."""
-    if srm_p < srm_threshold:
-        return "invalid"
-    results = list(results)
-    primary_better = False
-    for r in results:
-        if r.role == "guardrail":
-            if r.p_value < alpha and _is_harm(r.lift, r.harm):
-                return "stop"
-        elif r.role == "primary" and r.p_value_adjusted < alpha and r.lift != 0:
-            if _is_harm(r.lift, r.harm):
-                return "stop"
-            primary_better = True
-    return "ship" if primary_better else "keep_running"
-
-
 def analyze(
     experiment_id: str,
     stats: Mapping[str, Mapping[str, Stat]],
@@ -625,6 +586,7 @@ def analyze(
     primary: str | None = None,
     secondary: Iterable[str] | None = None,
     guardrails: Mapping[str, Harm] | None = None,
+    margins: Mapping[str, float] | None = None,
     lower_is_better: Iterable[str] = (),
     weights: Mapping[str, float] | None = None,
     units: Mapping[str, int] | None = None,
@@ -634,20 +596,25 @@ def analyze(
     sequential_tuning_parameter: float = DEFAULT_SEQUENTIAL_TUNING,
     srm_threshold: float = DEFAULT_SRM_THRESHOLD,
     power: float = DEFAULT_POWER,
+    policy: decision.Policy | None = None,
+    progress: decision.Progress | None = None,
 ) -> list[dict]:
     """Readout rows (marts.experiment_readouts statistics columns + extras) for one experiment.
 
     stats: metric -> variant -> SampleMean | Ratio | Cuped. Roles: `primary`; `secondary` (default: every
     other metric in `stats` that is not a guardrail); `guardrails`: metric -> harm direction ("increase"
-    for latency/cost/errors). Primary/secondary metrics are two-sided and corrected together over
+    for latency/cost/errors), each with a relative non-inferiority `margins[metric]` (default
+    decision.DEFAULT_MARGIN). Primary/secondary metrics are two-sided and corrected together over
     (metric x non-control variant) by `correction` ("holm" | "bh"); their harm is "decrease" unless listed
-    in `lower_is_better`. Guardrails are one-sided for harm and uncorrected (p_value_adjusted = p_value);
-    their ci_low/ci_high are the two one-sided (1 - alpha) bounds, i.e. a (1 - 2 alpha) interval, so
-    `significant` agrees with the harm-side bound. `units` (variant -> exposed units) feeds the SRM check;
-    by default the largest n seen per variant. `weights` default to equal. A metric that is both primary
-    and guardrail is analysed as primary.
+    in `lower_is_better`. Guardrails are one-sided for harm at alpha / (guardrails x variants) (Bonferroni: all
+    of them together keep a false stop at alpha); their ci_low/ci_high are the two one-sided bounds at that level,
+    `significant` means harm beyond the margin, and p_value_adjusted = p_value (vs no change). `units` (variant
+    -> exposed units) feeds the SRM check; by default the largest n seen per variant. `weights` default to
+    equal. A metric that is both primary and guardrail is analysed as primary. The decision follows `policy`
+    and `progress` (stats.decision; without them: sequential as given, no burn-in, no planned end).
     """
     guardrails = dict(guardrails or {})
+    margins = {m: float((margins or {}).get(m, decision.DEFAULT_MARGIN)) for m in guardrails}
     lower = set(lower_is_better)
     for m, harm in guardrails.items():
         if harm not in ("increase", "decrease"):
@@ -679,6 +646,8 @@ def analyze(
                         if weights else None)
     srm_flag = bool(srm_p < srm_threshold)
     treatments = [v for v in ordered if v != control]
+    n_guarded = sum(1 for role, _ in roles.values() if role == "guardrail") * max(len(treatments), 1)
+    guard_alpha = alpha / max(n_guarded, 1)
 
     rows: list[dict] = []
     for metric, (role, harm) in roles.items():
@@ -686,31 +655,41 @@ def analyze(
         c_stat = per_variant.get(control)
         for variant in treatments:
             t_stat = per_variant.get(variant)
-            rows.append(_row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, alpha=alpha,
+            rows.append(_row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat,
+                             alpha=guard_alpha if role == "guardrail" else alpha, mde_alpha=alpha,
                              sequential=sequential, tuning=sequential_tuning_parameter, power=power))
 
-    # Correction over primary + secondary x non-control variants; guardrails stay uncorrected.
+    # Correction over primary + secondary x non-control variants; guardrails stay uncorrected vs no change.
     tested = [r for r in rows if r["metric_role"] != "guardrail"]
     for r, p_adj in zip(tested, adjust_p_values([r["p_value"] for r in tested], correction)):
         r["p_value_adjusted"] = float(p_adj)
         r["significant"] = bool(p_adj < alpha)
+    results = []
     for r in rows:
-        if r["metric_role"] == "guardrail":
+        role, harm = roles[r["metric"]]
+        r["margin"] = margins.get(r["metric"]) if role == "guardrail" else NAN
+        if role == "guardrail":
             r["p_value_adjusted"] = r["p_value"]
-            r["significant"] = bool(r["p_value"] < alpha and _is_harm(r["rel_lift"], roles[r["metric"]][1]))
+        result = decision.Result(r["metric"], r["variant"], role, harm, r["rel_lift"], r["ci_low"], r["ci_high"],
+                                 r["p_value_adjusted"], margins.get(r["metric"], 0.0))
+        if role == "guardrail":
+            r["significant"] = result.harmed
+        results.append(result)
 
-    decision = decide(
-        (MetricResult(r["metric"], r["variant"], r["metric_role"], roles[r["metric"]][1], r["rel_lift"],
-                      r["p_value"], r["p_value_adjusted"]) for r in rows),
-        srm_p, alpha=alpha, srm_threshold=srm_threshold,
-    )
+    policy = policy or decision.Policy(sequential=sequential, min_days=0, min_units_per_arm=0, alpha=alpha,
+                                       srm_threshold=srm_threshold)
+    if not policy.sequential and progress is None:  # no calendar given: the one look is the planned one
+        policy = decision.Policy(sequential=True, min_days=0, min_units_per_arm=0, alpha=alpha,
+                                 srm_threshold=srm_threshold)
+    progress = progress or decision.Progress(days=0, window_end=None, units=counts)
+    verdict, reason = decision.decide(results, srm_p, policy, progress)
     for r in rows:
-        r.update(srm_p_value=srm_p, srm_flag=srm_flag, decision=decision)
+        r.update(srm_p_value=srm_p, srm_flag=srm_flag, decision=verdict, decision_reason=reason)
     return [{k: r[k] for k in READOUT_COLUMNS + EXTRA_COLUMNS} for r in rows]
 
 
-def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *, alpha, sequential, tuning,
-         power) -> dict:
+def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *, alpha, mde_alpha, sequential,
+         tuning, power) -> dict:
     kw = dict(alpha=alpha, sequential=sequential, sequential_tuning_parameter=tuning)
     if c_stat is None or t_stat is None:
         cmp = _empty_comparison(c_stat, t_stat, "two-sided", sequential, "missing arm")
@@ -730,7 +709,7 @@ def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *,
     mde = NAN
     m = moments(c_stat, t_stat) if c_stat is not None and t_stat is not None else None
     if m is not None and m.n_a >= 2 and m.n_b >= 2:
-        mde = mde_relative(m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b, alpha=alpha, power=power,
+        mde = mde_relative(m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b, alpha=mde_alpha, power=power,
                            sequential_tuning_parameter=tuning if sequential else None)
     return {
         "experiment_id": experiment_id, "metric": metric, "variant": variant, "control_variant": control,

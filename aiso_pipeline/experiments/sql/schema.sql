@@ -40,3 +40,5 @@ CREATE TABLE IF NOT EXISTS marts.experiment_readouts (
     registered          BOOLEAN,           -- listed in reference/experiments.yaml
     computed_at         TIMESTAMPTZ
 );
+ALTER TABLE marts.experiment_readouts ADD COLUMN IF NOT EXISTS decision_reason VARCHAR;  -- the rule that decided
+ALTER TABLE marts.experiment_readouts ADD COLUMN IF NOT EXISTS margin DOUBLE;  -- guardrails: non-inferiority margin
