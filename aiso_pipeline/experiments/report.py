@@ -136,28 +136,18 @@ def mde_advice(e, project: bool = True) -> str:
 
 
 def decision_reason(e) -> str:
-    rows = e.rows
+    """The rule that decided (stats.decision, as stored in decision_reason), with the split behind an SRM and the
+    MDE advice while the experiment keeps running. Reasons quote variant names: escaped."""
+    reason = md_text(e.rows[0].get("decision_reason") or "") if e.rows else ""
     if e.decision == "invalid":
         obs = ", ".join(f"{md_text(v)} {e.units[v]:,}" for v in e.variants)
         w = e.config.weights or {v: 1.0 for v in e.units}
         tw = sum(w.values()) or 1.0
         exp = ", ".join(f"{md_text(v)} {w.get(v, 0) / tw:.0%}" for v in e.variants)
-        return (f"sample ratio mismatch (p = {p_fmt(e.srm_p_value)} < 0.001): users {obs} vs expected {exp}. "
-                "The assignment or the logging is broken; no lift here can be trusted. Fix it and restart.")
-    if e.decision == "stop":
-        harmed = [r for r in rows if r["is_guardrail"] and r["significant"]]
-        worse = [r for r in rows if r["metric_role"] == "primary" and r["significant"]]
-        parts = [f"guardrail `{r['metric']}` harmed in {md_text(r['variant'])} ({pct(r['rel_lift'])}, one-sided p "
-                 f"{p_fmt(r['p_value'])})" for r in harmed]
-        parts += [f"primary `{r['metric']}` significantly worse in {md_text(r['variant'])} ({pct(r['rel_lift'])}, "
-                  f"adjusted p {p_fmt(r['p_value_adjusted'])})" for r in worse if r not in harmed]
-        return "; ".join(parts) or "a guardrail is harmed"
-    if e.decision == "ship":
-        better = [r for r in _primary_rows(e) if r["significant"]]
-        return ("primary " + "; ".join(f"`{r['metric']}` {pct(r['rel_lift'])} {_ci(r)} in {md_text(r['variant'])} "
-                                       f"(adjusted p {p_fmt(r['p_value_adjusted'])})" for r in better)
-                + "; no guardrail harmed.")
-    return "the primary metric shows no significant difference yet and no guardrail is harmed. " + mde_advice(e)
+        return f"{reason} Users {obs} vs expected {exp}. Fix the assignment or the logging and restart."
+    if e.decision == "keep_running":
+        return f"{reason} {mde_advice(e)}"
+    return reason
 
 
 def results_table(e) -> str:

@@ -160,5 +160,6 @@ def decide(results: Iterable[Result], srm_p: float, policy: Policy, progress: Pr
     if primary:
         r = primary[0]
         return "keep_running", (f"No significant difference in primary {r.metric} yet ({_pct(r.lift)}, interval "
-                                f"{_ci(r)}).")
+                                f"{_ci(r)}, adjusted p {r.p_value_adjusted:.2g} over the primary and secondary "
+                                f"metrics).")
     return "keep_running", "No primary metric to decide on."
