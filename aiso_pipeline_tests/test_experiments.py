@@ -6,6 +6,7 @@ readouts use, so it does not depend on ingestion or attribution.
 """
 import datetime as dt
 import math
+import re
 
 import dagster as dg
 import numpy as np
@@ -209,9 +210,17 @@ def test_confidence_threshold_experiment_ships_with_lower_cost_per_converted_use
     assert df.loc["conversion_rate", "significant"] and df.loc["conversion_rate", "rel_lift"] > 0.2
     assert df.loc["cost_per_user", "rel_lift"] < 0 and not df.loc["cost_per_user", "significant"]  # not harmed
     assert df.loc["cost_per_user", "is_guardrail"] and not df.loc["revenue_per_user", "is_guardrail"]
+    # the headline, cost per converted user, is a readout of its own: a ratio metric with a delta-method interval
+    cpc_row = df.loc["cost_per_converted_user"]
+    expected = cpc["fallback_low_conf"] / cpc["control"] - 1
+    assert cpc_row["metric_role"] == "secondary" and cpc_row["rel_lift"] == pytest.approx(expected, rel=1e-9)
+    assert cpc_row["ci_low"] < cpc_row["rel_lift"] < cpc_row["ci_high"] < 0 and cpc_row["significant"]
+    assert df.loc["cost_per_success", "rel_lift"] < 0
     assert (df.target_mde == 0.05).all() and df.mde.notna().all()
     page = (data.reports / "experiments" / "confidence_threshold.md").read_text()
     assert "SHIP" in page and "Cost per converted user: fallback_low_conf" in page
+    assert re.search(r"Cost per converted user: fallback_low_conf \$[0-9.]+ vs control \$[0-9.]+ \(-[0-9.]+%, "
+                     r"\[-[0-9.]+%, -[0-9.]+%\], p ", page)
     assert "┤" in page and "conversion_rate · fallback_low_conf" in page  # the forest plot
 
 
@@ -385,7 +394,8 @@ def test_registry_defaults_without_a_file(data):
     assert set(df.variant) == {"x", "y"} and set(df.control_variant) == {"control"}
     assert set(df.metric) == set(reg.METRICS)
     assert set(df[df.is_guardrail].metric) == {"latency_ms", "cost_per_user", "error_rate"}
-    assert set(df[df.metric_role == "secondary"].metric) == {"revenue_per_user", "success_rate"}
+    assert set(df[df.metric_role == "secondary"].metric) == {"revenue_per_user", "success_rate",
+                                                             "cost_per_converted_user", "cost_per_success"}
 
 
 def test_registry_defaults_expect_equal_weights(data):
@@ -498,7 +508,7 @@ def test_idempotent_per_day_and_cumulative(data):
     with warehouse.connect(data) as con:
         counts = dict(con.execute("SELECT dt::VARCHAR, count(*) FROM marts.experiment_readouts GROUP BY 1").fetchall())
         checks = con.execute("SELECT count(*) FROM quality.check_results WHERE dt = '2025-06-03'").fetchone()[0]
-    assert counts == {"2025-06-03": 6, "2025-06-07": 6}
+    assert counts == {"2025-06-03": len(reg.METRICS), "2025-06-07": len(reg.METRICS)}  # one row per metric
     assert checks == 2  # mixed-variant users + SRM, not duplicated by the rerun
     assert first.get("cum").units == again.get("cum").units
     early, late = rows(data, "cum", "2025-06-03"), rows(data, "cum", "2025-06-07")

@@ -57,7 +57,10 @@ SRM_CHECK = "experiment_sample_ratio_mismatch"
 # Ratio metrics: (numerator, denominator) column prefixes in variant_stats.sql.
 RATIO_PARTS = {"success_rate": ("successes", "requests", "successes_x_requests"),
                "error_rate": ("errors", "requests", "errors_x_requests"),
-               "latency_ms": ("latency_num", "latency_den", "latency_num_x_den")}
+               "latency_ms": ("latency_num", "latency_den", "latency_num_x_den"),
+               # the arm's cost over its converted users / its successful responses (per-user sums, delta method)
+               "cost_per_converted_user": ("cost_per_user", "conversion_rate", "cost_x_converted"),
+               "cost_per_success": ("cost_per_user", "successes", "cost_x_successes")}
 
 # marts.experiment_readouts as written (schema.sql, minus computed_at), with Arrow types for staging.
 ROW_SCHEMA = pa.schema([

@@ -53,6 +53,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "success_rate": ("ratio", "higher"),
     "latency_ms": ("ratio", "lower"),
     "error_rate": ("ratio", "lower"),
+    "cost_per_converted_user": ("ratio", "lower"),  # the arm's total cost / its converted users
+    "cost_per_success": ("ratio", "lower"),  # the arm's total cost / its successful responses
 }
 PER_USER_METRICS = tuple(m for m, (kind, _) in METRICS.items() if kind == "mean")
 LOWER_IS_BETTER = tuple(m for m, (_, good) in METRICS.items() if good == "lower")

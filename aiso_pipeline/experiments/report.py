@@ -178,10 +178,13 @@ def cost_table(e) -> str:
                      f"{value('cost_per_user', cost / n if n else None)} | {value('cost_per_user', cpc[v])} |")
     text = "\n".join(lines)
     base = cpc.get(e.control)
+    tested = {r["variant"]: r for r in e.rows if r["metric"] == "cost_per_converted_user"}
     for v in e.variants:
         if v != e.control and _ok(cpc.get(v)) and _ok(base) and base:
+            r = tested.get(v)
+            test = (f", {_ci(r)}, p {p_fmt(r['p_value'])}" if r else "")  # the delta-method readout of the metric
             text += (f"\n\nCost per converted user: {md_text(v)} {value('cost_per_user', cpc[v])} vs control "
-                     f"{value('cost_per_user', base)} ({pct(cpc[v] / base - 1)}).")
+                     f"{value('cost_per_user', base)} ({pct(cpc[v] / base - 1)}{test}).")
     return text
 
 

@@ -34,6 +34,7 @@ SELECT experiment_id, variant, count(*) AS n,
        sum(err) AS errors_sum, sum(err * err) AS errors_ss, sum(err * req) AS errors_x_requests,
        sum(lat) AS latency_num_sum, sum(lat * lat) AS latency_num_ss,
        sum(lat_d) AS latency_den_sum, sum(lat_d * lat_d) AS latency_den_ss, sum(lat * lat_d) AS latency_num_x_den,
+       sum(cost * cr) AS cost_x_converted, sum(cost * succ) AS cost_x_successes,
        sum(converted) AS converted_users, sum(cost_uncapped) AS cost_usd,
        count(*) FILTER (WHERE has_pre) AS users_with_pre, sum(post_rows) AS post_rows,
        sum(unpriced_rows) AS unpriced_rows, sum(open_rows) AS open_rows
