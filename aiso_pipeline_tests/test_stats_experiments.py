@@ -22,6 +22,7 @@ from aiso_pipeline.stats import (
     EXTRA_COLUMNS,
     READOUT_COLUMNS,
     Cuped,
+    Proportion,
     Ratio,
     SampleMean,
     adjust_p_values,
@@ -693,3 +694,14 @@ def test_corrections_match_statsmodels_on_random_p_values():
         p = rng.uniform(0, 1, rng.integers(1, 12)) ** rng.uniform(0.5, 4)
         for ours, theirs in (("holm", "holm"), ("bh", "fdr_bh")):
             np.testing.assert_allclose(adjust_p_values(p, ours), multipletests(p, method=theirs)[1], atol=1e-12)
+
+
+def test_proportions_use_p_times_one_minus_p_as_gbstats():
+    # test_gbstats.py TestTwoSidedTTest.test_two_sided_ttest_binom
+    r = compare(Proportion(28, 14, 14), Proportion(30, 16, 16))
+    assert r.rel_lift == approx5((16 / 30 - 0.5) / 0.5)
+    assert (r.ci_low, r.ci_high) == (approx5(-0.47767), approx5(0.61101))
+    assert r.p_value == approx5(0.80707)
+    # the n - 1 sample variance of the zeros and ones gives the wider interval gbstats does not
+    wide = compare(SampleMean(28, 14, 14), SampleMean(30, 16, 16))
+    assert wide.ci_high - wide.ci_low > r.ci_high - r.ci_low

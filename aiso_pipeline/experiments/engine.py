@@ -44,7 +44,8 @@ import duckdb
 import pyarrow as pa
 
 from aiso_pipeline import warehouse
-from aiso_pipeline.experiments.registry import (CUPED_DAYS, LOWER_IS_BETTER, METRICS, PER_USER_METRICS,
+from aiso_pipeline.experiments.registry import (BINARY_METRICS, CUPED_DAYS, LOWER_IS_BETTER, METRICS,
+                                                PER_USER_METRICS,
                                                 ExperimentConfig, control_of, default_config)
 from aiso_pipeline.stats import experiments as stats
 from aiso_pipeline.text import md_text
@@ -258,11 +259,12 @@ def variant_stats(row: Mapping[str, Any], cuped: bool) -> dict[str, stats.Stat]:
     n = row["n"]
     out: dict[str, stats.Stat] = {}
     for m in PER_USER_METRICS:
+        binary = m in BINARY_METRICS  # p(1 - p), not the n - 1 variance of zeros and ones
         if cuped:
             out[m] = stats.Cuped(n, row[f"{m}_sum"], row[f"{m}_ss"], row[f"{m}_pre_sum"], row[f"{m}_pre_ss"],
-                                 row[f"{m}_x_pre"])
+                                 row[f"{m}_x_pre"], proportion=binary)
         else:
-            out[m] = stats.SampleMean(n, row[f"{m}_sum"], row[f"{m}_ss"])
+            out[m] = (stats.Proportion if binary else stats.SampleMean)(n, row[f"{m}_sum"], row[f"{m}_ss"])
     for m, (num, den, prod) in RATIO_PARTS.items():
         out[m] = stats.Ratio(n, row[f"{num}_sum"], row[f"{num}_ss"], row[f"{den}_sum"], row[f"{den}_ss"], row[prod])
     assert set(out) == set(METRICS)

@@ -57,6 +57,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "cost_per_success": ("ratio", "lower"),  # the arm's total cost / its successful responses
 }
 PER_USER_METRICS = tuple(m for m, (kind, _) in METRICS.items() if kind == "mean")
+BINARY_METRICS = ("conversion_rate",)  # 0/1 per user (capped winsorized or not): proportions
 LOWER_IS_BETTER = tuple(m for m, (_, good) in METRICS.items() if good == "lower")
 DEFAULT_PRIMARY = "conversion_rate"
 DEFAULT_GUARDRAILS = ("latency_ms", "cost_per_user", "error_rate")
