@@ -383,7 +383,11 @@ def test_mde_matches_growthbook_power_fixture():
     # power.test.ts: mean 10, variance 3909.99977..., 400000 users over 3 variations, alpha 0.05, power 0.8
     var, n_per_arm = 3909.9997749994377, 400000 / 3
     assert round(mde_relative(10, var, n_per_arm), 5) == 0.07027
-    assert round(mde_relative(10, var, n_per_arm, sequential_tuning_parameter=5000), 5) == 0.12821
+    # GrowthBook's sequential MDE (0.12821) inflates the power term with the sequence's width too: at that lift the
+    # test has ~94% power, not 80%. Ours widens only the significance term (its 80% is checked by simulation in
+    # test_experiment_simulations.py), so it is smaller, and still above the fixed-horizon MDE.
+    seq = mde_relative(10, var, n_per_arm, sequential_tuning_parameter=5000)
+    assert 0.07027 < round(seq, 5) == 0.11044 < 0.12821
     assert round(mde_relative(-10, var, n_per_arm), 5) == 0.07027  # sign of the baseline does not matter
 
 

@@ -551,8 +551,10 @@ def mde_relative(
     alpha: float = DEFAULT_ALPHA,
     power: float = DEFAULT_POWER,
     sequential_tuning_parameter: float | None = None,
+    two_sided: bool = True,
 ) -> float:
-    """Smallest relative lift a two-sided test at `alpha` detects with `power` at the current sample sizes.
+    """Smallest relative lift a test at `alpha` (two-sided, or one-sided as guardrails are tested) detects with
+    `power` at the current sample sizes.
 
     GrowthBook's findMdeFrequentist (shared/src/power/power.ts, docs power-technical): the relative lift's
     variance grows with the lift itself, so solve the quadratic in the treatment mean instead of
@@ -567,15 +569,17 @@ def mde_relative(
         return NAN
     if control_mean == 0 or control_variance < 0 or var_b < 0 or not (alpha < power < 1):
         return NAN
-    z_alpha = float(sps.norm.ppf(1 - alpha / 2))
-    k = z_alpha - float(sps.norm.ppf(1 - power))
+    z_alpha = float(sps.norm.ppf(1 - alpha / 2)) if two_sided else float(sps.norm.ppf(1 - alpha))
+    z_power = -float(sps.norm.ppf(1 - power))
     s_a, s_b = control_variance / control_n, var_b / n_b
     if sequential_tuning_parameter:
+        # The confidence sequence's half-width is a larger multiple of the standard error than z_alpha; the power
+        # term stays z_power (inflating the whole variance, as before, overstated the MDE: 94% power, not 80%).
         n_total = control_n + n_b
-        rho = sequential_rho(alpha, sequential_tuning_parameter, two_sided=True)
+        rho = sequential_rho(alpha, sequential_tuning_parameter, two_sided=two_sided)
         disc = 2 * (n_total * rho**2 + 1) * math.log(math.sqrt(n_total * rho**2 + 1) / alpha) / (n_total * rho) ** 2
-        inflate = n_total * disc / z_alpha**2
-        s_a, s_b = s_a * inflate, s_b * inflate
+        z_alpha = math.sqrt(n_total * disc)
+    k = z_alpha + z_power
     m = abs(control_mean)  # the relative lift is symmetric in the sign of the baseline
     # (mu_b - m)^2 = k^2 (s_b + s_a mu_b^2 / m^2)  <=>  a mu_b^2 - 2 m mu_b + (m^2 - k^2 s_b) = 0
     a = 1 - k**2 * s_a / m**2
@@ -671,7 +675,7 @@ def analyze(
         for variant in treatments:
             t_stat = per_variant.get(variant)
             rows.append(_row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat,
-                             alpha=guard_alpha if role == "guardrail" else alpha, mde_alpha=alpha,
+                             alpha=guard_alpha if role == "guardrail" else alpha,
                              sequential=sequential, tuning=sequential_tuning_parameter, power=power))
 
     # Correction over primary + secondary x non-control variants; guardrails stay uncorrected vs no change.
@@ -703,8 +707,8 @@ def analyze(
     return [{k: r[k] for k in READOUT_COLUMNS + EXTRA_COLUMNS} for r in rows]
 
 
-def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *, alpha, mde_alpha, sequential,
-         tuning, power) -> dict:
+def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *, alpha, sequential, tuning,
+         power) -> dict:
     kw = dict(alpha=alpha, sequential=sequential, sequential_tuning_parameter=tuning)
     if c_stat is None or t_stat is None:
         cmp = _empty_comparison(c_stat, t_stat, "two-sided", sequential, "missing arm")
@@ -724,8 +728,10 @@ def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *,
     mde = NAN
     m = moments(c_stat, t_stat) if c_stat is not None and t_stat is not None else None
     if m is not None and m.n_a >= 2 and m.n_b >= 2:
-        mde = mde_relative(m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b, alpha=mde_alpha, power=power,
-                           sequential_tuning_parameter=tuning if sequential else None)
+        # the MDE of the test the row runs: one-sided at the Bonferroni level for a guardrail
+        mde = mde_relative(m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b, alpha=alpha, power=power,
+                           sequential_tuning_parameter=tuning if sequential else None,
+                           two_sided=role != "guardrail")
     return {
         "experiment_id": experiment_id, "metric": metric, "variant": variant, "control_variant": control,
         "is_guardrail": role == "guardrail", "metric_role": role, "units": int(cmp.units),
