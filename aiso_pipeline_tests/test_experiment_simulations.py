@@ -107,7 +107,8 @@ def _power_at_mde(sequential: bool, n: int, p: float = 0.1, trials: int = 3000, 
     """Share of simulated experiments with the true lift at the reported MDE that the test finds (one look)."""
     rng = np.random.default_rng(seed)
     var = p * (1 - p)
-    mde = stats.mde_relative(p, var, n, var, n, power=0.8, sequential_tuning_parameter=5000 if sequential else None)
+    mde = stats.mde_relative(p, var, n, var, n, power=0.8, sequential_tuning_parameter=5000 if sequential else None,
+                             proportion=True)
     a, b = rng.binomial(n, p, trials), rng.binomial(n, p * (1 + mde), trials)
     return float(np.mean([stats.compare(stats.Proportion(n, x, x), stats.Proportion(n, y, y),
                                         sequential=sequential).p_value < 0.05 for x, y in zip(a, b)]))
@@ -118,3 +119,28 @@ def test_the_reported_mde_has_the_power_it_claims():
     for sequential in (False, True):
         for n in (2000, 20000):
             assert abs(_power_at_mde(sequential, n) - 0.80) <= 0.03, (sequential, n)
+
+
+def _tails(sigma: float, relative: str, trials: int = 2000, n: int = 2000, seed: int = 3) -> tuple[float, float]:
+    """A/A on revenue per user (30% of users buy, lognormal amounts): the share of runs whose two-sided 95% interval
+    of the relative lift lies wholly below 0 ("worse") and wholly above it ("better")."""
+    rng = np.random.default_rng(seed)
+    worse = better = 0
+    for _ in range(trials):
+        a, b = ((rng.random(n) < 0.3) * rng.lognormal(3.0, sigma, n) for _ in range(2))
+        r = stats.compare(stats.SampleMean(n, a.sum(), (a * a).sum()), stats.SampleMean(n, b.sum(), (b * b).sum()),
+                          relative=relative)
+        worse += r.ci_high < 0
+        better += r.ci_low > 0
+    return worse / trials, better / trials
+
+
+def test_the_relative_lift_test_is_symmetric_on_heavy_tails():
+    """The log-ratio test (the default) keeps each tail near its 2.5%, where the delta interval on mean_b / mean_a
+    - 1 says "worse" several times as often as "better"."""
+    worse, better = _tails(1.0, "log")
+    assert worse <= 0.03 and better <= 0.03
+    log_worse, log_better = _tails(2.0, "log")
+    delta_worse, delta_better = _tails(2.0, "delta")
+    assert delta_worse > 3 * delta_better  # the lopsided interval this replaces
+    assert abs(log_worse - log_better) <= 0.015 and max(log_worse, log_better) <= 0.05

@@ -10,6 +10,7 @@ Expected values are copied from GrowthBook's own tests (github.com/growthbook/gr
 and from scipy (chisquare, ttest_ind_from_stats) where GrowthBook publishes none.
 """
 
+import functools
 import math
 from datetime import date
 from decimal import Decimal
@@ -34,6 +35,14 @@ from aiso_pipeline.stats import (
 )
 from aiso_pipeline.stats import decision
 from aiso_pipeline.stats.experiments import sequential_halfwidth_one_sided, sequential_rho
+
+# This module checks the statistics against gbstats' published numbers, so the relative lift is tested as gbstats
+# tests it (delta method on mean_b / mean_a - 1). The default, the log-ratio test, is checked by simulation in
+# test_experiment_simulations.py.
+_compare, _analyze, _mde_relative = compare, analyze, mde_relative
+compare = functools.partial(_compare, relative="delta")
+analyze = functools.partial(_analyze, relative="delta")
+mde_relative = functools.partial(_mde_relative, relative="delta")
 
 approx5 = lambda x: pytest.approx(x, abs=1e-5)  # noqa: E731  gbstats rounds to 5 decimals
 approx9 = lambda x: pytest.approx(x, abs=1e-9)  # noqa: E731  test_gbstats.py rounds to 9
