@@ -31,3 +31,8 @@ def child_code(body: str) -> str:
     return f"RESULT = {{}}\n{body}\n{PEAK_RSS}"
 
 
+
+
+def dumps(obj) -> str:
+    """A benchmark's summary as JSON (dates and paths as text)."""
+    return json.dumps(obj, indent=2, default=str)
