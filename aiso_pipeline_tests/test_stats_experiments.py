@@ -37,8 +37,8 @@ from aiso_pipeline.stats import decision
 from aiso_pipeline.stats.experiments import sequential_halfwidth_one_sided, sequential_rho
 
 # This module checks the statistics against gbstats' published numbers, so the relative lift is tested as gbstats
-# tests it (delta method on mean_b / mean_a - 1). The default, the log-ratio test, is checked by simulation in
-# test_experiment_simulations.py.
+# tests it (delta method on mean_b / mean_a - 1). The default, Fieller's interval, is checked here against a
+# numerical inversion of the Welch test and by simulation in test_experiment_simulations.py.
 _compare, _analyze, _mde_relative = compare, analyze, mde_relative
 compare = functools.partial(_compare, relative="delta")
 analyze = functools.partial(_analyze, relative="delta")
@@ -333,6 +333,59 @@ def test_sequential_p_value_agrees_with_its_interval():
     for control, treatment in [(A, B), (A3000, B), (RA_CONTROL.post, RA_ONE.post)]:
         r = compare(control, treatment, sequential=True)
         assert (r.p_value < 0.05) == (r.ci_low > 0 or r.ci_high < 0)
+
+
+def _welch_at_ratio(a: SampleMean, b: SampleMean, r: float) -> float:
+    """The t statistic of mean_b - r mean_a = 0 (arms independent), computed from the raw moments."""
+    va, vb = a.variance / a.n, b.variance / b.n
+    return (b.mean - r * a.mean) / math.sqrt(vb + r * r * va)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_fieller_interval_inverts_the_welch_test(alternative):
+    """Each finite bound of the default relative interval is a ratio where the Welch statistic of
+    mean_b - r mean_a reaches its critical value, found here by root finding; the p-value is the absolute test's."""
+    from scipy.optimize import brentq
+
+    for control, treatment in [(A, B), (A3000, B), (B, A), (RA_CONTROL.post, RA_ONE.post)]:
+        r = _compare(control, treatment, alternative=alternative)
+        absolute = compare(control, treatment, alternative=alternative)
+        assert r.p_value == absolute.abs_p_value
+        assert r.rel_lift == pytest.approx(treatment.mean / control.mean - 1, rel=1e-12)
+        q = sps.t.ppf(0.975 if alternative == "two-sided" else 0.95, r.dof)
+        est = treatment.mean / control.mean
+        if alternative != "less":  # lower bound: the statistic falls to +q above it
+            low = brentq(lambda x: _welch_at_ratio(control, treatment, x) - q, est - 10, est)
+            assert r.ci_low == pytest.approx(low - 1, abs=1e-9)
+        else:
+            assert r.ci_low == -math.inf
+        if alternative != "greater":
+            high = brentq(lambda x: _welch_at_ratio(control, treatment, x) + q, est, est + 10)
+            assert r.ci_high == pytest.approx(high - 1, abs=1e-9)
+        else:
+            assert r.ci_high == math.inf
+
+
+def test_fieller_interval_excludes_zero_exactly_when_p_is_below_alpha():
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(20, 400))
+        a = rng.lognormal(1.0, 1.0, n)
+        b = rng.lognormal(1.0 + rng.normal(0, 0.15), 1.0, n)
+        for sequential in (False, True):
+            r = _compare(sample_mean(a), sample_mean(b), sequential=sequential)
+            assert (r.p_value < 0.05) == (r.ci_low > 0 or r.ci_high < 0), (n, sequential, r)
+
+
+def test_fieller_interval_is_unbounded_when_the_control_mean_is_not_bounded_away_from_zero():
+    """3 conversions in 100: the control rate itself is not significantly above 0, so no finite interval holds the
+    ratio at 95%. The report prints the bounds as infinities, not as missing."""
+    from aiso_pipeline.experiments.report import pct
+
+    r = _compare(Proportion(100, 2, 2), Proportion(100, 6, 6))
+    assert (r.ci_low, r.ci_high) == (-math.inf, math.inf) and r.rel_lift == pytest.approx(2.0)
+    assert r.p_value == pytest.approx(compare(Proportion(100, 2, 2), Proportion(100, 6, 6)).abs_p_value)
+    assert (pct(r.ci_low), pct(r.ci_high)) == ("−∞", "+∞")
 
 
 # --------------------------------------------------------------------------------------------------

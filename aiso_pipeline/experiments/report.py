@@ -30,6 +30,8 @@ def _ok(x) -> bool:
 
 
 def pct(x, signed: bool = True, digits: int = 1) -> str:
+    if isinstance(x, float) and math.isinf(x):
+        return "+∞" if x > 0 else "−∞"  # an unbounded interval (too few units to bound a ratio)
     if not _ok(x):
         return "–"
     return f"{x:+.{digits}%}" if signed else f"{x:.{digits}%}"

@@ -88,6 +88,8 @@ def _ok(x) -> bool:
 
 
 def _pct(x: float) -> str:
+    if isinstance(x, float) and math.isinf(x):
+        return "+∞" if x > 0 else "−∞"  # an unbounded interval
     return f"{x:+.1%}" if _ok(x) else "n/a"
 
 

@@ -2,7 +2,8 @@
 
 Modelled on GrowthBook's gbstats frequentist engine (packages/stats/gbstats: frequentist/tests.py,
 models/tests.py, models/statistics.py, utils.py) so the numbers match its published test fixtures:
-Welch t-tests on absolute and relative lift (delta method), ratio metrics by the delta method, CUPED with
+Welch t-tests on absolute and relative lift (Fieller's interval; gbstats' delta method on request), ratio
+metrics by the delta method, CUPED with
 theta pooled over both arms, asymptotic confidence sequences for peeking, chi-square SRM, Holm / BH
 correction, a relative MDE (GrowthBook's power.ts), and the ship / stop / keep_running / invalid decision.
 
@@ -24,6 +25,7 @@ from aiso_pipeline.stats import decision
 NAN = float("nan")
 Alternative = Literal["two-sided", "greater", "less"]
 Harm = Literal["increase", "decrease"]
+Relative = Literal["fieller", "log", "delta"]
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_SRM_THRESHOLD = 0.001
@@ -348,6 +350,18 @@ class Inference:
 
 
 
+def multiplier(dof: float, n: float, *, alpha: float, alternative: Alternative, sequential: bool,
+               tuning: float) -> float:
+    """The interval's half-width in standard errors: Student's t at `dof`, or the confidence sequence's (which
+    depends on the total units `n`, not on the variance)."""
+    two_sided = alternative == "two-sided"
+    if not sequential:
+        return float(sps.t.ppf(1 - alpha / 2 if two_sided else 1 - alpha, dof))
+    rho = sequential_rho(alpha, tuning, two_sided=two_sided)
+    half = sequential_halfwidth if two_sided else sequential_halfwidth_one_sided
+    return half(float(n), n, alpha, rho)  # s2 = n: one standard error
+
+
 def _infer(
     est: float, var: float, dof: float, n: int, *, alpha: float, alternative: Alternative,
     sequential: bool, tuning: float,
@@ -355,43 +369,35 @@ def _infer(
     if not (np.isfinite(est) and var > 0 and np.isfinite(var) and (sequential or dof > 0)):
         return Inference(est, NAN, NAN, NAN, NAN)
     se = math.sqrt(var)
+    hw = multiplier(dof, n, alpha=alpha, alternative=alternative, sequential=sequential, tuning=tuning) * se
+    low, high = (est - hw, est + hw) if alternative == "two-sided" else \
+        (est - hw, math.inf) if alternative == "greater" else (-math.inf, est + hw)
     if not sequential:
         # gbstats TwoSidedTTest / OneSidedTreatment{Greater,Lesser}TTest; sf instead of 1 - cdf keeps tiny p.
         t_stat = est / se
-        if alternative == "two-sided":
-            hw = float(sps.t.ppf(1 - alpha / 2, dof)) * se
-            return Inference(est, se, est - hw, est + hw, float(2 * sps.t.sf(abs(t_stat), dof)))
-        hw = float(sps.t.ppf(1 - alpha, dof)) * se
-        if alternative == "greater":
-            return Inference(est, se, est - hw, math.inf, float(sps.t.sf(t_stat, dof)))
-        return Inference(est, se, -math.inf, est + hw, float(sps.t.cdf(t_stat, dof)))
-
-    s2 = var * n
+        p = {"two-sided": 2 * sps.t.sf(abs(t_stat), dof), "greater": sps.t.sf(t_stat, dof),
+             "less": sps.t.cdf(t_stat, dof)}[alternative]
+        return Inference(est, se, low, high, float(p))
     if alternative == "two-sided":
         # gbstats SequentialTwoSidedTTest: CI from eq. 9, p-value = 1 / e-value (eq. 155).
         rho = sequential_rho(alpha, tuning, two_sided=True)
-        hw = sequential_halfwidth(s2, n, alpha, rho)
         nr2p1 = n * rho**2 + 1
         st2 = est**2 * n / var  # gbstats' reparameterised S_t^2 / (t sigma^2); makes p < alpha <=> 0 outside CI
         log_e = rho**2 * st2 / (2 * nr2p1) - 0.5 * math.log(nr2p1)  # log e-value, in logs to avoid overflow
-        p = 1.0 if log_e <= 0 else math.exp(-log_e)
-        return Inference(est, se, est - hw, est + hw, p)
+        return Inference(est, se, low, high, 1.0 if log_e <= 0 else math.exp(-log_e))
     # gbstats SequentialOneSidedTreatment{Greater,Lesser}TTest. rho stays at the test's alpha while the
     # p-value is the alpha at which the one-sided bound touches 0; gbstats bisects for it within
     # [1e-5, 0.4999], here solved exactly from eq. 134 and clipped to the same bracket.
     rho = sequential_rho(alpha, tuning, two_sided=False)
-    hw = sequential_halfwidth_one_sided(s2, n, alpha, rho)
     nr2 = n * rho**2
     toward = est > 0 if alternative == "greater" else est < 0
     if not toward:
         p = _SEQ_ONE_SIDED_P_MAX
     else:
-        big_l = est**2 * (n * rho) ** 2 / (2 * s2 * (nr2 + 1))  # log(1 + sqrt(nr2+1)/(2 alpha)) at the crossing
+        big_l = est**2 * (n * rho) ** 2 / (2 * var * n * (nr2 + 1))  # log(1 + sqrt(nr2+1)/(2 alpha)) at the crossing
         p_exact = math.sqrt(nr2 + 1) / (2 * math.expm1(big_l)) if big_l < 700 else 0.0
         p = min(max(p_exact, _SEQ_ONE_SIDED_P_MIN), _SEQ_ONE_SIDED_P_MAX)
-    if alternative == "greater":
-        return Inference(est, se, est - hw, math.inf, p)
-    return Inference(est, se, -math.inf, est + hw, p)
+    return Inference(est, se, low, high, p)
 
 
 @dataclass(frozen=True)
@@ -431,16 +437,18 @@ def compare(
     alternative: Alternative = "two-sided",
     sequential: bool = False,
     sequential_tuning_parameter: float = DEFAULT_SEQUENTIAL_TUNING,
-    relative: Literal["log", "delta"] = "log",
+    relative: Relative = "fieller",
 ) -> Comparison:
     """Welch t-test (or confidence sequence when `sequential`) of treatment vs control on both scales.
 
     alternative: "two-sided"; "greater" tests treatment > control; "less" tests treatment < control.
-    relative: how the relative lift is tested. "log" (the default) tests log(mean_b / mean_a), its variance by the
-    delta method, and maps the interval back (exp - 1): the ratio of two means is skewed, and on heavy-tailed
-    metrics the symmetric "delta" interval on mean_b / mean_a - 1 (gbstats') flags "worse" far more often than
-    "better" (lognormal revenue, 2,000 users per arm, A/A: 8.9% vs 0.8% at alpha 0.05; log: 4.5% vs 4.1%, see
-    test_experiment_simulations.py). "delta" is used where a mean is not positive and for CUPED-adjusted
+    relative: how the relative lift is tested. "fieller" (the default): the interval is Fieller's for the ratio
+    mean_b / mean_a, inverting the same test as the absolute lift (so the p-value is the absolute one and the interval
+    excludes 0 exactly when p < alpha). It is not symmetric around the lift, as the ratio's distribution is not, and
+    it keeps each tail at most 3% on heavy-tailed revenue where gbstats' symmetric "delta" interval on
+    mean_b / mean_a - 1 says "worse" eight times as often as "better" and the "log" interval on log(mean_b / mean_a)
+    lets both tails grow to 4% (lognormal sigma 2, 2,000 users per arm, A/A, alpha 0.05: see
+    test_experiment_simulations.py). "delta" is used where the control mean is not positive and for CUPED-adjusted
     comparisons, and reproduces gbstats.
     """
     m = moments(control, treatment)
@@ -460,7 +468,9 @@ def compare(
         abs_inf = _infer(abs_lift, m.abs_variance, m.dof, n, **kw)
         # CUPED shifts both arms' estimators by theta x a pre-period mean, so their ratio is not the lift: a CUPED
         # comparison keeps gbstats' delta interval on (adj_b - adj_a) / |control mean|
-        if relative == "log" and m.theta == 0 and m.mean_a > 0 and m.mean_b > 0 and np.isfinite(rel_lift):
+        if relative == "fieller" and m.theta == 0 and m.mean_a > 0 and np.isfinite(rel_lift):
+            rel_inf = _fieller_inference(m, n, abs_inf, kw)
+        elif relative == "log" and m.theta == 0 and m.mean_a > 0 and m.mean_b > 0 and np.isfinite(rel_lift):
             rel_inf = _log_ratio_inference(m, n, kw)
         else:
             rel_inf = _infer(rel_lift, m.rel_variance, m.dof, n, **kw)
@@ -475,6 +485,30 @@ def compare(
         ci_high=rel_inf.ci_high, p_value=rel_inf.p_value, dof=m.dof, theta=m.theta,
         alternative=alternative, sequential=sequential, error=error,
     )
+
+
+def _fieller_inference(m: Moments, n: int, abs_inf: Inference, kw: dict) -> Inference:
+    """The relative lift r - 1 by Fieller's theorem: the interval holds every ratio r that the test of
+    mean_b - r mean_a = 0 does not reject, |mean_b - r mean_a| <= k sqrt(v_b + r^2 v_a) with the absolute test's
+    multiplier k (Student's t, or the confidence sequence's). At r = 1 that test is the absolute one, so the p-value
+    is the absolute lift's and the interval excludes 0 exactly when p < alpha. Unbounded (+-inf) when the control
+    mean is itself not distinguishable from 0 at this level."""
+    k = multiplier(m.dof, n, alpha=kw["alpha"], alternative=kw["alternative"], sequential=kw["sequential"],
+                   tuning=kw["tuning"])
+    ma, mb, va, vb = m.mean_a, m.mean_b, m.var_a / m.n_a, m.var_b / m.n_b
+    # (mb - r ma)^2 = k^2 (vb + r^2 va)  <=>  a r^2 - 2 b r + c = 0, a root pair bounding r when a > 0
+    a, b, c = ma**2 - k**2 * va, ma * mb, mb**2 - k**2 * vb
+    if a > 0:
+        root = math.sqrt(max(b * b - a * c, 0.0))
+        low, high = (b - root) / a - 1, (b + root) / a - 1
+    else:
+        low, high = -math.inf, math.inf
+    if kw["alternative"] == "greater":
+        high = math.inf
+    elif kw["alternative"] == "less":
+        low = -math.inf
+    estimate = mb / ma - 1
+    return Inference(estimate, math.sqrt(m.rel_variance), low, high, abs_inf.p_value)
 
 
 def _log_ratio_inference(m: Moments, n: int, kw: dict) -> Inference:
@@ -575,17 +609,18 @@ def mde_relative(
     power: float = DEFAULT_POWER,
     sequential_tuning_parameter: float | None = None,
     two_sided: bool = True,
-    relative: Literal["log", "delta"] = "log",
+    relative: Relative = "fieller",
     proportion: bool = False,
 ) -> float:
     """Smallest relative lift a test at `alpha` (two-sided, or one-sided as guardrails are tested) detects with
     `power` at the current sample sizes.
 
-    GrowthBook's findMdeFrequentist (shared/src/power/power.ts, docs power-technical): the relative lift's
-    variance grows with the lift itself, so solve the quadratic in the treatment mean instead of
-    multiplying the standard error by z; generalised to unequal arms. With a tuning parameter the per-arm
-    variances are inflated to the confidence sequence's width (sequentialPowerSequentialVariance).
-    NaN when no such lift exists at this sample size.
+    The lift at which the test compare() runs (`relative`) reaches its critical value plus z_power standard errors,
+    found by bisection: "fieller" tests mean_b - mean_a, "log" log(mean_b / mean_a). A proportion's treatment
+    variance is taken at the alternative. "delta" is GrowthBook's findMdeFrequentist (shared/src/power/power.ts,
+    docs power-technical): the relative lift's variance grows with the lift, so it solves the quadratic in the
+    treatment mean; generalised to unequal arms. With a tuning parameter the critical value is the confidence
+    sequence's. NaN when no such lift exists at this sample size.
     """
     var_b = control_variance if treatment_variance is None else treatment_variance
     n_b = control_n if treatment_n is None else treatment_n
@@ -594,24 +629,23 @@ def mde_relative(
         return NAN
     if control_mean == 0 or control_variance < 0 or var_b < 0 or not (alpha < power < 1):
         return NAN
-    z_alpha = float(sps.norm.ppf(1 - alpha / 2)) if two_sided else float(sps.norm.ppf(1 - alpha))
+    # The interval's multiple of the standard error: z, or the confidence sequence's wider one. The power term
+    # stays z_power (inflating the whole variance, as before, overstated the sequential MDE: 94% power, not 80%).
+    z_alpha = multiplier(math.inf, control_n + n_b, alpha=alpha, alternative="two-sided" if two_sided else "greater",
+                         sequential=bool(sequential_tuning_parameter),
+                         tuning=sequential_tuning_parameter or DEFAULT_SEQUENTIAL_TUNING)
     z_power = -float(sps.norm.ppf(1 - power))
     s_a, s_b = control_variance / control_n, var_b / n_b
-    if sequential_tuning_parameter:
-        # The confidence sequence's half-width is a larger multiple of the standard error than z_alpha; the power
-        # term stays z_power (inflating the whole variance, as before, overstated the MDE: 94% power, not 80%).
-        n_total = control_n + n_b
-        rho = sequential_rho(alpha, sequential_tuning_parameter, two_sided=two_sided)
-        disc = 2 * (n_total * rho**2 + 1) * math.log(math.sqrt(n_total * rho**2 + 1) / alpha) / (n_total * rho) ** 2
-        z_alpha = math.sqrt(n_total * disc)
     k = z_alpha + z_power
     m = abs(control_mean)  # the relative lift is symmetric in the sign of the baseline
-    if relative == "log":  # the test compare() runs: log(mu_b / m) against k times its standard error
+    if relative in ("fieller", "log"):  # the test compare() runs, against k times its standard error
         def gap(lift: float) -> float:
             mu_b = m * (1 + lift)
             # a proportion's variance moves with its mean: at the alternative it is mu_b (1 - mu_b)
             v_b = mu_b * (1 - mu_b) / n_b if proportion and mu_b < 1 else s_b
-            return math.log1p(lift) - k * math.sqrt(v_b / mu_b ** 2 + s_a / m ** 2)
+            if relative == "fieller":  # the test at r = 1 is the absolute one: mu_b - m
+                return m * lift - k * math.sqrt(v_b + s_a)
+            return math.log1p(lift) - k * math.sqrt(v_b / mu_b ** 2 + s_a / m ** 2)  # log(mu_b / m)
         hi = 1.0
         while gap(hi) < 0:
             hi *= 2
@@ -658,7 +692,7 @@ def analyze(
     power: float = DEFAULT_POWER,
     policy: decision.Policy | None = None,
     progress: decision.Progress | None = None,
-    relative: Literal["log", "delta"] = "log",
+    relative: Relative = "fieller",
 ) -> list[dict]:
     """Readout rows (marts.experiment_readouts statistics columns + extras) for one experiment.
 
@@ -751,7 +785,7 @@ def analyze(
 
 
 def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *, alpha, sequential, tuning,
-         power, relative="log") -> dict:  # noqa: C901
+         power, relative: Relative = "fieller") -> dict:  # noqa: C901
     kw = dict(alpha=alpha, sequential=sequential, sequential_tuning_parameter=tuning, relative=relative)
     if c_stat is None or t_stat is None:
         cmp = _empty_comparison(c_stat, t_stat, "two-sided", sequential, "missing arm")
