@@ -75,12 +75,12 @@ def first_decision(seed: int, per_day: int = 150, lift: float = 0.0, policy=deci
         if decision.not_ready(policy, progress):
             continue
         per_arm = {v: a.stats() for v, a in arms.items()}
-        rows = stats.analyze("sim", {m: {v: per_arm[v][m] for v in arms} for m in per_arm["a"]}, "a",
+        readout = stats.analyze("sim", {m: {v: per_arm[v][m] for v in arms} for m in per_arm["a"]}, "a",
                              primary="conversion_rate", guardrails=GUARDRAILS,
                              lower_is_better=("cost_per_user", "latency_ms", "error_rate"),
                              sequential=policy.sequential, policy=policy, progress=progress)
-        if rows[0]["decision"] in ("ship", "stop"):
-            return rows[0]["decision"], day
+        if readout.decision in ("ship", "stop"):
+            return readout.decision, day
     return "keep_running", DAYS
 
 

@@ -20,9 +20,9 @@ import pytest
 from scipy import stats as sps
 
 from aiso_pipeline.stats import (
-    EXTRA_COLUMNS,
-    READOUT_COLUMNS,
     Cuped,
+    CupedRatio,
+    cuped_ratio_theta,
     Proportion,
     Ratio,
     SampleMean,
@@ -34,14 +34,20 @@ from aiso_pipeline.stats import (
     srm_p_value,
 )
 from aiso_pipeline.stats import decision
-from aiso_pipeline.stats.experiments import sequential_halfwidth_one_sided, sequential_rho
+from aiso_pipeline.stats.tests import sequential_halfwidth_one_sided, sequential_rho
 
 # This module checks the statistics against gbstats' published numbers, so the relative lift is tested as gbstats
 # tests it (delta method on mean_b / mean_a - 1). The default, Fieller's interval, is checked here against a
 # numerical inversion of the Welch test and by simulation in test_experiment_simulations.py.
 _compare, _analyze, _mde_relative = compare, analyze, mde_relative
 compare = functools.partial(_compare, relative="delta")
-analyze = functools.partial(_analyze, relative="delta")
+
+
+def analyze(*args, **kw) -> list[dict]:
+    """The readout's rows as flat records."""
+    return _analyze(*args, relative="delta", **kw).records()
+
+
 mde_relative = functools.partial(_mde_relative, relative="delta")
 
 approx5 = lambda x: pytest.approx(x, abs=1e-5)  # noqa: E731  gbstats rounds to 5 decimals
@@ -260,6 +266,75 @@ def test_sequential_cuped_matches_gbstats():
     assert (r.ci_low, r.ci_high) == (approx5(-0.50969), approx5(1.51646))
     assert r.rel_se == approx5(0.33341)
     assert r.p_value == 1
+
+
+# test_tests.py test_two_sided_ttest_test_runs_ratio_ra / test_sequential_test_runs_ratio_ra: a ratio metric with CUPED
+# (RegressionAdjustedRatioStatistic), fields in gbstats' order: n, m/d post and pre sums and sums of squares, then
+# m_post x m_pre, d_post x d_pre, m_pre x d_pre, m_post x d_post, m_post x d_pre, m_pre x d_post
+RATIO_RA_A = CupedRatio(100, 485.112236689623, 2715.484666118136, 679.9093275844917, 4939.424001640236,
+                        192.59138069991536, 460.076026390857, 290.1398399750233, 920.9461385038898,
+                        1113.6215759318352, 2130.9404074446747, 634.239482353647, 3602.146836776702,
+                        1559.2878434944676, 1460.3181079276983)
+RATIO_RA_B = CupedRatio(100, 514.7757826608777, 2994.897482705013, 705.4090874383759, 5291.36604146392,
+                        206.94157227402536, 514.2903702246757, 302.54389139107326, 994.4506208125663,
+                        1237.0953021125997, 2292.081739775257, 698.4173425817908, 3918.1561431600717,
+                        1701.0287270040265, 1604.0759503266522)
+
+
+def test_ratio_cuped_matches_gbstats():
+    r = compare(RATIO_RA_A, RATIO_RA_B)
+    assert r.rel_lift == approx5(-0.0007) and r.rel_se == approx5(0.00391)
+    assert (r.ci_low, r.ci_high) == (approx5(-0.00841), approx5(0.00700))
+    assert r.p_value == approx5(0.85771)
+    seq = compare(RATIO_RA_A, RATIO_RA_B, sequential=True)
+    assert (seq.ci_low, seq.ci_high) == (approx5(-0.02063), approx5(0.01923)) and seq.p_value == 1.0
+    # the adjustment is real: the unadjusted ratio's interval is several times wider
+    plain = compare(RATIO_RA_A.post, RATIO_RA_B.post)
+    assert plain.ci_high - plain.ci_low > 3 * (r.ci_high - r.ci_low)
+
+
+def test_ratio_cuped_theta_and_variance_match_numpy():
+    """theta and the adjusted ratio's variance from the raw per-unit data: theta = Cov(R_post, R_pre) / Var(R_pre)
+    pooled over the arms by the delta method, and the variance of R_post - theta R_pre the same way."""
+    rng = np.random.default_rng(4)
+
+    def arm(n):
+        d_pre = rng.poisson(3, n) + 1.0
+        m_pre = rng.gamma(2, 1, n) * d_pre
+        d = d_pre + rng.poisson(1, n)
+        m = 0.7 * m_pre / d_pre * d + rng.gamma(2, 0.5, n) * d
+        x = np.stack([m, d, m_pre, d_pre])
+        prods = [(0, 2), (1, 3), (2, 3), (0, 1), (0, 3), (2, 1)]
+        return x, CupedRatio(n, *[v for i in range(4) for v in (x[i].sum(), (x[i] ** 2).sum())][:4],
+                             *[v for i in (2, 3) for v in (x[i].sum(), (x[i] ** 2).sum())],
+                             *[(x[i] * x[j]).sum() for i, j in prods])
+
+    (xa, a), (xb, b) = arm(800), arm(900)
+
+    def grads(x):  # gradients of M/D in the means, post block and pre block
+        mu = x.mean(axis=1)
+        return (np.array([1 / mu[1], -mu[0] / mu[1] ** 2]), np.array([1 / mu[3], -mu[2] / mu[3] ** 2]),
+                np.cov(x))
+
+    var = cov = 0.0
+    for x in (xa, xb):
+        g_post, g_pre, lam = grads(x)
+        var += g_pre @ lam[2:, 2:] @ g_pre
+        cov += g_pre @ lam[2:, :2] @ g_post
+    theta = cov / var
+    assert cuped_ratio_theta(a, b) == pytest.approx(theta, rel=1e-9)
+    g_post, g_pre, lam = grads(xa)
+    g = np.concatenate([g_post, -theta * g_pre])
+    assert a.adjusted_variance(theta) == pytest.approx(g @ lam @ g, rel=1e-9)
+
+
+def test_ratio_cuped_falls_back_without_a_pre_period():
+    """No pre-period denominator in an arm (no requests before exposure): the plain ratio test, not a zero
+    variance."""
+    empty_pre = CupedRatio(100, 485.1, 2715.5, 679.9, 4939.4, 0, 0, 0, 0, 0, 0, 0, 3602.1, 0, 0)
+    r = compare(empty_pre, RATIO_RA_B)
+    plain = compare(empty_pre.post, RATIO_RA_B.post)
+    assert r.theta == 0 and (r.ci_low, r.ci_high, r.p_value) == (plain.ci_low, plain.ci_high, plain.p_value)
 
 
 def test_sequential_p_value_and_ci_match_analyze_metric_df():
@@ -536,6 +611,12 @@ def test_decisions_wait_for_the_burn_in_or_the_planned_horizon():
 # --------------------------------------------------------------------------------------------------
 
 
+# CONTRACT section 7: the columns of marts.experiment_readouts that are statistics
+CONTRACT_STATISTICS = ("metric", "variant", "control_variant", "is_guardrail", "units", "mean", "control_mean",
+                       "abs_lift", "rel_lift", "ci_low", "ci_high", "p_value", "p_value_adjusted", "significant",
+                       "srm_p_value", "srm_flag", "mde", "decision", "decision_reason")
+
+
 def users(rng, n, p_convert, latency_mean, revenue_scale=1.0):
     converted = rng.random(n) < p_convert
     requests = rng.integers(1, 6, n)
@@ -575,7 +656,7 @@ def test_analyze_rows_have_contract_columns():
     rows = run(experiment(np.random.default_rng(1)))
     assert len(rows) == 4  # 4 metrics x 1 non-control variant
     for r in rows:
-        assert tuple(r) == READOUT_COLUMNS + EXTRA_COLUMNS
+        assert set(CONTRACT_STATISTICS) <= set(r)
         assert r["experiment_id"] == "exp1" and r["control_variant"] == "control" and r["variant"] == "treatment"
     m = by_metric(rows)
     assert [r["metric"] for r in rows][0] == "conversion_rate"

@@ -23,7 +23,7 @@ DESCRIPTION = (
     "one-sided for harm), SRM, MDE and one decision per experiment (ship / stop / keep_running / invalid). "
     "Unit: user; exposure: the user's first inference tagged with the experiment; users in two variants are "
     "excluded and counted. Per-user sufficient statistics are computed in DuckDB (CUPED on the 14 days before "
-    "exposure), statistics in aiso_pipeline.stats.experiments. Settings from reference/experiments.yaml (optional); "
+    "exposure), statistics in aiso_pipeline.stats. Settings from reference/experiments.yaml (optional); "
     "a page per experiment in reports/experiments/."
 )
 

@@ -1,5 +1,5 @@
 """Experiment readouts (CONTRACT sections 6, 7): registry, sufficient statistics in DuckDB, readout rows via
-aiso_pipeline.stats.experiments.analyze(), markdown and report pages. No Dagster here
+aiso_pipeline.stats.analyze(), markdown and report pages. No Dagster here
 (aiso_pipeline/defs/experiments.py is the wiring)."""
 from aiso_pipeline.experiments.engine import (ASSET, MIXED_CHECK, SRM_CHECK, ExperimentReadout, ReadoutSummary,
                                               build_experiment_readouts, ensure_tables, sufficient_statistics)

@@ -10,7 +10,7 @@ Pipeline (CONTRACT section 6), every step but the statistics in SQL (sql/*.sql):
    exposure (CUPED), from the user's inferences on the experiment's features.
 4. variant_stats.sql: per experiment × variant, n / sums / sums of squares / cross-products (after optional caps).
    Only these few rows reach Python.
-5. aiso_pipeline.stats.experiments.analyze() per experiment: lifts, CIs, Holm/BH, guardrails, SRM, MDE, decision.
+5. aiso_pipeline.stats.analyze() per experiment: lifts, CIs, Holm/BH, guardrails, SRM, MDE, decision.
 6. write.sql: the as-of day's rows of marts.experiment_readouts and this asset's rows of quality.check_results are
    replaced in one transaction.
 
@@ -47,7 +47,8 @@ from aiso_pipeline import warehouse
 from aiso_pipeline.experiments.registry import (BINARY_METRICS, CUPED_DAYS, LOWER_IS_BETTER, METRICS,
                                                 PER_USER_METRICS,
                                                 ExperimentConfig, control_of, default_config)
-from aiso_pipeline.stats import experiments as stats
+from aiso_pipeline import stats
+from aiso_pipeline.stats import decision
 from aiso_pipeline.text import md_text
 
 SQL = "experiments/sql/"
@@ -289,11 +290,11 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
         vs = variant_stats(s, cfg.cuped)
         for m in cfg.metrics:
             per_metric[m][v] = vs[m]
-    policy = stats.decision.Policy(sequential=cfg.sequential, min_days=cfg.min_days,
+    policy = decision.Policy(sequential=cfg.sequential, min_days=cfg.min_days,
                                    min_units_per_arm=cfg.min_units_per_arm, planned_end=cfg.end,
                                    planned_units_per_arm=cfg.sample_size, alpha=cfg.alpha)
-    progress = stats.decision.Progress(days=(p.window_end - p.start).days + 1, window_end=p.window_end, units=units)
-    rows = stats.analyze(
+    progress = decision.Progress(days=(p.window_end - p.start).days + 1, window_end=p.window_end, units=units)
+    readout = stats.analyze(
         cfg.id, per_metric, control, primary=cfg.primary, secondary=cfg.secondary, guardrails=cfg.guardrails,
         margins=cfg.margins, lower_is_better=LOWER_IS_BETTER, weights=cfg.weights, units=units, alpha=cfg.alpha,
         correction=cfg.correction, sequential=cfg.sequential, sequential_tuning_parameter=cfg.sequential_tuning,
@@ -318,20 +319,15 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
         notes.append(f"{unpriced:,} inferences have no price (cost NULL): left out of cost_per_user")
     if ex.get("rows_without_variant"):
         notes.append(f"{int(ex['rows_without_variant']):,} inferences carry the experiment id but no variant: ignored")
-    for r in rows:
-        a, b = per_metric[r["metric"]].get(control), per_metric[r["metric"]].get(r["variant"])
-        theta = stats.cuped_theta(a, b) if isinstance(a, stats.Cuped) and isinstance(b, stats.Cuped) else 0.0
-        r.update(target_mde=cfg.target_mde, cuped_theta=theta, alpha=cfg.alpha, correction=cfg.correction,
+    rows = [dict(r, cuped_theta=r["theta"], target_mde=cfg.target_mde, alpha=cfg.alpha, correction=cfg.correction,
                  sequential=cfg.sequential, experiment_start=p.start, window_end=p.window_end,
-                 mixed_variant_users=mixed, registered=cfg.registered)
-    decision = rows[0]["decision"] if rows else "keep_running"
-    srm_p = rows[0]["srm_p_value"] if rows else 1.0
+                 mixed_variant_users=mixed, registered=cfg.registered) for r in readout.records()]
     return ExperimentReadout(
         experiment_id=cfg.id, config=cfg, control=control, start=p.start, window_end=p.window_end,
         features=p.features, units=units, mixed_variant_users=mixed,
         rows_without_user=int(ex.get("rows_without_user") or 0),
         rows_without_variant=int(ex.get("rows_without_variant") or 0), sums=by_variant, stats=per_metric,
-        rows=rows, decision=decision, srm_p_value=float(srm_p), notes=notes)
+        rows=rows, decision=readout.decision, srm_p_value=float(readout.srm_p_value), notes=notes)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Safe under daily peeking by default (CONTRACT section 6). A readout is recomputed every day and someone looks at
 every one, so a decision may only come from a test whose error rate holds for every look:
-- sequential (the default): the asymptotic confidence sequences of `stats.experiments`, valid at any number of
+- sequential (the default): the asymptotic confidence sequences of `stats.tests`, valid at any number of
   looks, and only after a burn-in (`min_days` of data and `min_units_per_arm` users in every arm: the normal
   approximation behind them is poor on a few days of heavy-tailed data);
 - fixed horizon: a classical test is valid at one planned look, so it decides only from the day the registry's
