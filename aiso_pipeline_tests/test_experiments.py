@@ -7,11 +7,13 @@ readouts use, so it does not depend on ingestion or attribution.
 import datetime as dt
 import math
 import re
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from aiso_pipeline import experiments, warehouse
 from aiso_pipeline.config import data_dir
@@ -46,12 +48,13 @@ COLUMNS = ["request_id", "dt", "timestamp", "model", "feature", "user_id", "expe
 
 def simulate(experiment_id: str, users: int, seed: int, *, split=None, conversion=None, cost=None, latency=None,
              error=None, success=None, revenue=20.0, feature="chat", days=7, activity=0.0, pre_share=0.0,
-             weight=1.0, tag=True) -> pd.DataFrame:
+             weight=1.0, tag=True, user_latency=0.0) -> pd.DataFrame:
     """Inference rows of one experiment: users split by `split` (variant -> share), each with 1 + Poisson(3 e^(a z))
     requests over `days` days from START. Per variant: user conversion probability, mean cost per request, mean
     latency, error and success probability. `activity` a > 0 ties request counts (so cost) and revenue to a user
     propensity z, and `pre_share` of the users get the same behaviour over the 14 days before START, untagged, on
-    the same feature: the pre-period CUPED can use."""
+    the same feature: the pre-period CUPED can use. `user_latency` s > 0 gives each user a lasting latency factor
+    e^(s w), the same before and after exposure (a ratio metric CUPED can adjust)."""
     split = split or {"control": 0.5, "treatment": 0.5}
     names = list(split)
     par = lambda d, default: {v: (d or {}).get(v, default) for v in names}  # noqa: E731
@@ -59,6 +62,7 @@ def simulate(experiment_id: str, users: int, seed: int, *, split=None, conversio
     error, success = par(error, 0.02), par(success, 0.6)
     rng = np.random.default_rng(seed)
     z = rng.normal(size=users)
+    w = rng.normal(size=users) * user_latency
     v_idx = rng.choice(len(names), users, p=np.array(list(split.values())) / sum(split.values()))
     frames = []
     for period in ("post", "pre"):
@@ -77,7 +81,7 @@ def simulate(experiment_id: str, users: int, seed: int, *, split=None, conversio
         vmap = lambda d: np.array([d[v] for v in var]) if period == "post" else np.full(n, d[names[0]])  # noqa: E731
         status = np.where(rng.random(n) < vmap(error), "error", "ok")
         c = rng.lognormal(np.log(vmap(cost)) - 0.125, 0.5)
-        lat = rng.lognormal(np.log(vmap(latency)) - 0.045, 0.3)
+        lat = rng.lognormal(np.log(vmap(latency)) - 0.045, 0.3) * np.exp(w[user])
         succ = rng.random(n) < vmap(success)
         # One converted request per converting user, on a random request of theirs; revenue follows z.
         conv_p = np.array([conversion[names[v_idx[x]]] if period == "post" else conversion[names[0]] for x in u])
@@ -251,7 +255,23 @@ def test_cuped_narrows_the_ci_when_the_pre_period_predicts_the_metric(data):
     for metric in ("revenue_per_user", "cost_per_user"):
         # Same data, same unadjusted means: CUPED changes the variance, not what is reported as the mean.
         assert with_cuped.loc[metric, "mean"] == pytest.approx(without.loc[metric, "mean"])
-    assert with_cuped.loc["latency_ms", "cuped_theta"] == 0  # ratio metrics are not CUPED-adjusted
+    # Ratio metrics are adjusted by their own pre-period ratio (gbstats' regression-adjusted ratio): never wider.
+    for metric in ("latency_ms", "success_rate", "error_rate", "cost_per_success"):
+        assert with_cuped.loc[metric, "cuped_theta"] != 0 and without.loc[metric, "cuped_theta"] == 0
+        assert width(with_cuped, metric) <= 1.01 * width(without, metric), metric
+
+
+def test_cuped_narrows_a_ratio_metric_whose_pre_period_ratio_predicts_it(data):
+    """Each user keeps a latency level before and after exposure: latency per request, a ratio metric, gets a
+    theta near 1 and a much narrower interval with CUPED, and the same unadjusted mean."""
+    load_rows(data, simulate("lat", 3000, seed=21, pre_share=0.9, user_latency=0.8))
+    run(data, registry=write_registry(data, "experiments:\n  - id: lat\n"))
+    on = rows(data, "lat").set_index("metric").loc["latency_ms"]
+    run(data, registry=write_registry(data, "experiments:\n  - id: lat\n    cuped: false\n"))
+    off = rows(data, "lat").set_index("metric").loc["latency_ms"]
+    assert 0.5 < on["cuped_theta"] < 1.2 and on["mean"] == pytest.approx(off["mean"])
+    # ~4 requests per user with per-request noise: measured 0.69 of the unadjusted width on this world.
+    assert on["ci_high"] - on["ci_low"] < 0.75 * (off["ci_high"] - off["ci_low"])
 
 
 def test_no_pre_period_means_no_adjustment(data):
@@ -301,33 +321,25 @@ def pandas_sums(df: pd.DataFrame, experiment_id: str, start: dt.date, as_of: dt.
     x["w_succ"] = x.success.astype(float) * x.weight
     x["w_lat"] = (x.weight * x.latency_ms).where(x.latency_ms.notna(), 0.0)
     x["w_lat_d"] = x.weight.where(x.latency_ms.notna(), 0.0)
+    x["requests"] = x.weight
     post, pre = x[x.post], x[~x.post]
-    per = pd.DataFrame({
-        "conversion_rate": post.groupby("user_id").converted.max().astype(float),
-        "revenue_per_user": post.groupby("user_id").revenue.sum(),
-        "cost_per_user": post.groupby("user_id").w_cost.sum(),
-        "requests": post.groupby("user_id").weight.sum(),
-        "successes": post.groupby("user_id").w_succ.sum(),
-        "errors": post.groupby("user_id").is_error.sum(),
-        "latency_num": post.groupby("user_id").w_lat.sum(),
-        "latency_den": post.groupby("user_id").w_lat_d.sum(),
-        "conversion_rate_pre": pre.groupby("user_id").converted.max().astype(float),
-        "revenue_per_user_pre": pre.groupby("user_id").revenue.sum(),
-        "cost_per_user_pre": pre.groupby("user_id").w_cost.sum(),
-    })
-    u = units[["user_id", "variant"]].merge(per, left_on="user_id", right_index=True, how="left").fillna(0.0)
+    # Written out by hand (not from metrics.yaml), so the declaration is tested, not repeated.
+    columns = {"converted": ("converted", "max"), "revenue": ("revenue", "sum"), "cost": ("w_cost", "sum"),
+               "requests": ("requests", "sum"), "successes": ("w_succ", "sum"), "errors": ("is_error", "sum"),
+               "latency": ("w_lat", "sum"), "timed_requests": ("w_lat_d", "sum")}
+    per = {}
+    for name, (col, how) in columns.items():
+        per[name] = post.groupby("user_id")[col].agg(how).astype(float)
+        per[f"{name}_pre"] = pre.groupby("user_id")[col].agg(how).astype(float)
+    u = units[["user_id", "variant"]].merge(pd.DataFrame(per), left_on="user_id", right_index=True,
+                                            how="left").fillna(0.0)
     out = {}
     for v, grp in u.groupby("variant"):
-        r = {"n": len(grp)}
-        for m in reg.PER_USER_METRICS:
-            r[f"{m}_sum"], r[f"{m}_ss"] = grp[m].sum(), (grp[m] ** 2).sum()
-            r[f"{m}_pre_sum"], r[f"{m}_pre_ss"] = grp[f"{m}_pre"].sum(), (grp[f"{m}_pre"] ** 2).sum()
-            r[f"{m}_x_pre"] = (grp[m] * grp[f"{m}_pre"]).sum()
-        for c in ("requests", "successes", "errors", "latency_num", "latency_den"):
-            r[f"{c}_sum"], r[f"{c}_ss"] = grp[c].sum(), (grp[c] ** 2).sum()
-        r["successes_x_requests"] = (grp.successes * grp.requests).sum()
-        r["errors_x_requests"] = (grp.errors * grp.requests).sum()
-        r["latency_num_x_den"] = (grp.latency_num * grp.latency_den).sum()
+        r = {"n": len(grp), "converted_users": grp.converted.sum(), "cost_usd": grp.cost.sum()}
+        for a in per:
+            r[f"{a}_sum"], r[f"{a}_ss"] = grp[a].sum(), (grp[a] ** 2).sum()
+            for b in per:
+                r[f"{a}__{b}"] = (grp[a] * grp[b]).sum()
         out[v] = r
     return pd.DataFrame(out).T, int((g.variants > 1).sum())
 
@@ -359,7 +371,10 @@ def test_sufficient_statistics_equal_pandas(data):
     sql = pd.DataFrame(sums).set_index("variant")
     expected, mixed = pandas_sums(df, "suff", START, as_of)
     assert exclusions["suff"]["mixed_variant_users"] == mixed > 0
-    for col in expected.columns:
+    bookkeeping = {"experiment_id", "users_with_pre", "post_rows", "unpriced_rows", "open_rows"}
+    compared = set(sql.columns) - bookkeeping
+    assert {"converted_sum", "revenue_pre_ss", "requests__successes", "cost__cost_pre"} <= compared
+    for col in compared:
         for v in expected.index:
             assert float(sql.loc[v, col]) == pytest.approx(float(expected.loc[v, col]), rel=1e-9, abs=1e-9), (v, col)
     assert (sql.users_with_pre > 0).all()
@@ -369,12 +384,13 @@ def test_stats_objects_from_sums_match_analyze_inputs(data):
     load_rows(data, simulate("kinds", 400, seed=19))
     e = run(data, reports=False).get("kinds")
     assert isinstance(e.stats["conversion_rate"]["control"], experiments.engine.stats.Cuped)
-    assert isinstance(e.stats["latency_ms"]["control"], experiments.engine.stats.Ratio)
+    assert isinstance(e.stats["latency_ms"]["control"], experiments.engine.stats.CupedRatio)
     c = e.stats["conversion_rate"]["control"]
     assert c.mean == pytest.approx(e.sums["control"]["converted_users"] / e.sums["control"]["n"])
     noc = write_registry(data, "experiments:\n  - id: kinds\n    cuped: false\n")
     e = run(data, registry=noc, reports=False).get("kinds")
     assert isinstance(e.stats["revenue_per_user"]["control"], experiments.engine.stats.SampleMean)
+    assert type(e.stats["latency_ms"]["control"]) is experiments.engine.stats.Ratio
 
 
 # --------------------------------------------------------------------------------------------------
@@ -396,6 +412,50 @@ def test_registry_defaults_without_a_file(data):
     assert set(df[df.is_guardrail].metric) == {"latency_ms", "cost_per_user", "error_rate"}
     assert set(df[df.metric_role == "secondary"].metric) == {"revenue_per_user", "success_rate",
                                                              "cost_per_converted_user", "cost_per_success"}
+
+
+def test_readme_table_of_metrics_is_generated_from_the_declaration():
+    from aiso_pipeline.experiments import docs
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert docs.section() in readme, "run: .venv/bin/python -m aiso_pipeline.experiments.docs README.md"
+
+
+def test_a_declared_metric_brings_its_sums_and_statistic():
+    """A new measure and ratio metric in the declaration: the per-user and per-variant SQL carry them, the
+    statistic is built from those sums, and the defaults pick it up by role."""
+    from aiso_pipeline.experiments import metrics
+    doc = yaml.safe_load((Path(metrics.__file__).parent / "metrics.yaml").read_text())
+    doc["measures"]["fallbacks"] = {"sql": "weight * is_fallback::INT"}
+    doc["metrics"]["fallback_rate"] = {"kind": "ratio", "numerator": "fallbacks", "denominator": "requests",
+                                       "better": "lower", "role": "guardrail", "unit": "rate",
+                                       "description": "fallbacks / requests"}
+    c = metrics.parse(doc)
+    assert "weight * is_fallback::INT" in c.user_metrics_sql()
+    sql = c.variant_stats_sql()
+    assert "AS fallbacks_sum" in sql and "AS fallbacks_ss" in sql and "AS fallbacks__requests" in sql
+    assert "fallback_rate" in c.guardrails and "fallback_rate" in c.lower_is_better
+    row = {"n": 3, "fallbacks_sum": 1.0, "fallbacks_ss": 1.0, "requests_sum": 6.0, "requests_ss": 14.0,
+           "fallbacks__requests": 3.0}
+    st = c.statistic("fallback_rate", row, cuped=False)
+    assert (st.n, st.m_sum, st.d_sum, st.m_d_sum_of_products) == (3, 1.0, 6.0, 3.0) and st.mean == pytest.approx(1 / 6)
+
+
+BAD_DECLARATIONS = [
+    (lambda d: d["metrics"]["latency_ms"].update(cap=True), "metric latency_ms: only mean metrics can be capped"),
+    (lambda d: d["metrics"]["error_rate"].update(numerator="oops"), "metric error_rate: numerator must be a declared"),
+    (lambda d: d["metrics"]["success_rate"].update(role="primary"), "metrics: exactly one role: primary"),
+    (lambda d: d["metrics"]["revenue_per_user"].update(colour="red"), "unknown keys ['colour']"),
+    (lambda d: d["measures"]["cost"].update(agg="median"), "measure cost: agg must be one of"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_DECLARATIONS)
+def test_declaration_errors_name_the_metric_and_the_rule(change, message):
+    from aiso_pipeline.experiments import metrics
+    doc = yaml.safe_load((Path(metrics.__file__).parent / "metrics.yaml").read_text())
+    change(doc)
+    with pytest.raises(metrics.DeclarationError, match=re.escape(message)):
+        metrics.parse(doc)
 
 
 def test_registry_defaults_expect_equal_weights(data):
@@ -445,7 +505,7 @@ def test_registry_window_and_options(data):
     raw_mean = next(r for r in uncapped.rows if r["metric"] == "revenue_per_user")["mean"]
     assert capped_mean < raw_mean
     cost = e.stats["conversion_rate"]  # noqa: F841 (guardrail present)
-    assert e.sums["control"]["cost_per_user_sum"] <= 0.02 * e.sums["control"]["n"] + 1e-9
+    assert e.sums["control"]["cost_sum"] <= 0.02 * e.sums["control"]["n"] + 1e-9
 
 
 @pytest.mark.parametrize("text, message", [

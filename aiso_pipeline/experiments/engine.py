@@ -6,10 +6,10 @@ Pipeline (CONTRACT section 6), every step but the statistics in SQL (sql/*.sql):
    the registry this gives each experiment's window [start, window_end = min(dt, end)] and metric scope.
 2. exposures.sql: a user's first tagged inference in the window is the exposure; users seen in more than one
    variant are excluded and counted.
-3. user_metrics.sql: per exposed user, the post-exposure metrics and the same metrics over the 14 days before
+3. user_metrics.sql: per exposed user, the post-exposure measures and the same measures over the 14 days before
    exposure (CUPED), from the user's inferences on the experiment's features.
 4. variant_stats.sql: per experiment × variant, n / sums / sums of squares / cross-products (after optional caps).
-   Only these few rows reach Python.
+   Only these few rows reach Python. Steps 3-4 and winsorize.sql are rendered from experiments/metrics.yaml.
 5. aiso_pipeline.stats.analyze() per experiment: lifts, CIs, Holm/BH, guardrails, SRM, MDE, decision.
 6. write.sql: the as-of day's rows of marts.experiment_readouts and this asset's rows of quality.check_results are
    replaced in one transaction.
@@ -26,9 +26,9 @@ Choices (README material):
   estimated total cost, and success_rate / error_rate / latency_ms are weighted ratios over requests (delta
   method over users). User counts, conversion and revenue are not weighted: units are users, and conversions /
   revenue come from unsampled product events.
-- CUPED: the same per-user metric over the 14 days before each user's exposure; users without history there
+- CUPED: the same per-user measures over the 14 days before each user's exposure; users without history there
   have pre = 0 (as GrowthBook), and theta is pooled over both arms, so the estimate stays unbiased. Ratio metrics
-  are not adjusted (analyze() has no regression-adjusted ratio statistic).
+  are adjusted by their pre-period ratio (gbstats' regression-adjusted ratio).
 - Caps: `cap` (absolute) and `winsorize` (pooled quantile over the experiment's users) on per-user metrics; the
   pre-period value is capped at the same level.
 """
@@ -44,9 +44,8 @@ import duckdb
 import pyarrow as pa
 
 from aiso_pipeline import warehouse
-from aiso_pipeline.experiments.registry import (BINARY_METRICS, CUPED_DAYS, LOWER_IS_BETTER, METRICS,
-                                                PER_USER_METRICS,
-                                                ExperimentConfig, control_of, default_config)
+from aiso_pipeline.experiments.metrics import catalog
+from aiso_pipeline.experiments.registry import CUPED_DAYS, ExperimentConfig, control_of, default_config
 from aiso_pipeline import stats
 from aiso_pipeline.stats import decision
 from aiso_pipeline.text import md_text
@@ -56,14 +55,6 @@ ASSET = "marts.experiment_readouts"
 TEMP_TABLES = ("_xp_config", "_xp_scope", "_xp_exposures", "_xp_units", "_xp_exclusions", "_xp_user")
 MIXED_CHECK = "experiment_mixed_variant_users"
 SRM_CHECK = "experiment_sample_ratio_mismatch"
-# Ratio metrics: (numerator, denominator) column prefixes in variant_stats.sql.
-RATIO_PARTS = {"success_rate": ("successes", "requests", "successes_x_requests"),
-               "error_rate": ("errors", "requests", "errors_x_requests"),
-               "latency_ms": ("latency_num", "latency_den", "latency_num_x_den"),
-               # the arm's cost over its converted users / its successful responses (per-user sums, delta method)
-               "cost_per_converted_user": ("cost_per_user", "conversion_rate", "cost_x_converted"),
-               "cost_per_success": ("cost_per_user", "successes", "cost_x_successes")}
-
 # marts.experiment_readouts as written (schema.sql, minus computed_at), with Arrow types for staging.
 ROW_SCHEMA = pa.schema([
     ("dt", pa.date32()), ("experiment_id", pa.string()), ("metric", pa.string()), ("variant", pa.string()),
@@ -195,15 +186,17 @@ def plan(con: duckdb.DuckDBPyConnection, as_of: dt.date,
 
 
 def _stage_config(con: duckdb.DuckDBPyConnection, plans: Mapping[str, _Plan]) -> None:
-    con.execute("""CREATE OR REPLACE TEMP TABLE _xp_config (
-        experiment_id VARCHAR, start_dt DATE, window_end DATE, cuped BOOLEAN,
-        cap_conversion_rate DOUBLE, cap_revenue_per_user DOUBLE, cap_cost_per_user DOUBLE)""")
+    cat = catalog()
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _xp_config (
+        experiment_id VARCHAR, start_dt DATE, window_end DATE, cuped BOOLEAN, {cat.config_columns()})""")
     con.execute("CREATE OR REPLACE TEMP TABLE _xp_scope (experiment_id VARCHAR, feature VARCHAR)")
     if not plans:
         return
-    con.executemany("INSERT INTO _xp_config VALUES (?, ?, ?, ?, ?, ?, ?)", [
-        (eid, p.start, p.window_end, p.cfg.cuped, *(p.cfg.cap.get(m) for m in PER_USER_METRICS))
-        for eid, p in plans.items()])
+    caps = {m: cat.cap_measure(m) for m in cat.cappable}  # metric -> the measure its cap applies to
+    by_measure = [{caps[m]: v for m, v in p.cfg.cap.items()} for p in plans.values()]
+    con.executemany(f"INSERT INTO _xp_config VALUES (?, ?, ?, ?{', ?' * len(cat.capped_measures)})", [
+        (eid, p.start, p.window_end, p.cfg.cuped, *(caps_.get(m) for m in cat.capped_measures))
+        for (eid, p), caps_ in zip(plans.items(), by_measure)])
     scope = [(eid, f) for eid, p in plans.items() for f in p.features]
     if scope:
         con.executemany("INSERT INTO _xp_scope VALUES (?, ?)", scope)
@@ -211,13 +204,15 @@ def _stage_config(con: duckdb.DuckDBPyConnection, plans: Mapping[str, _Plan]) ->
 
 def _winsorize(con: duckdb.DuckDBPyConnection, plans: Mapping[str, _Plan]) -> None:
     """Turn winsorization quantiles into caps (the lower of it and any absolute cap wins)."""
+    cat = catalog()
     for eid, p in plans.items():
         if not p.cfg.winsorize:
             continue
-        qs = {f"q_{m}": p.cfg.winsorize.get(m, 1.0) for m in PER_USER_METRICS}
-        caps = warehouse.run(con, SQL + "winsorize.sql", experiment_id=eid, **qs).fetchone()
-        for m, cap in zip(PER_USER_METRICS, caps):
-            if m in p.cfg.winsorize and cap is not None:
+        quantiles = {cat.cap_measure(m): q for m, q in p.cfg.winsorize.items()}
+        qs = {f"q_{m}": quantiles.get(m, 1.0) for m in cat.capped_measures}
+        caps = warehouse.run_sql(con, cat.winsorize_sql(), experiment_id=eid, **qs).fetchone()
+        for m, cap in zip(cat.capped_measures, caps):
+            if m in quantiles and cap is not None:
                 con.execute(f"UPDATE _xp_config SET cap_{m} = least(coalesce(cap_{m}, 'inf'), ?) "
                             "WHERE experiment_id = ?", [float(cap), eid])
 
@@ -233,10 +228,10 @@ def sufficient_statistics(con: duckdb.DuckDBPyConnection, dt_: str | dt.date,
         return plans, skipped, {}, []
     first_start = min(p.start for p in plans.values())
     warehouse.run(con, SQL + "exposures.sql", dt=as_of, first_start=first_start)
-    warehouse.run(con, SQL + "user_metrics.sql", dt=as_of,
-                  pre_from=first_start - dt.timedelta(days=CUPED_DAYS + 1))
+    warehouse.run_sql(con, catalog().user_metrics_sql(), dt=as_of,
+                      pre_from=first_start - dt.timedelta(days=CUPED_DAYS + 1))
     _winsorize(con, plans)
-    rel = warehouse.run(con, SQL + "variant_stats.sql")
+    rel = warehouse.run_sql(con, catalog().variant_stats_sql())
     names = [d[0] for d in rel.description]
     sums = [dict(zip(names, r)) for r in rel.fetchall()]
     rel = con.execute("SELECT * FROM _xp_exclusions")
@@ -256,20 +251,9 @@ def drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def variant_stats(row: Mapping[str, Any], cuped: bool) -> dict[str, stats.Stat]:
-    """One variant_stats.sql row → metric -> SampleMean / Cuped / Ratio."""
-    n = row["n"]
-    out: dict[str, stats.Stat] = {}
-    for m in PER_USER_METRICS:
-        binary = m in BINARY_METRICS  # p(1 - p), not the n - 1 variance of zeros and ones
-        if cuped:
-            out[m] = stats.Cuped(n, row[f"{m}_sum"], row[f"{m}_ss"], row[f"{m}_pre_sum"], row[f"{m}_pre_ss"],
-                                 row[f"{m}_x_pre"], proportion=binary)
-        else:
-            out[m] = (stats.Proportion if binary else stats.SampleMean)(n, row[f"{m}_sum"], row[f"{m}_ss"])
-    for m, (num, den, prod) in RATIO_PARTS.items():
-        out[m] = stats.Ratio(n, row[f"{num}_sum"], row[f"{num}_ss"], row[f"{den}_sum"], row[f"{den}_ss"], row[prod])
-    assert set(out) == set(METRICS)
-    return out
+    """One variant_stats row → metric -> its sufficient statistic (experiments/metrics.yaml)."""
+    cat = catalog()
+    return {m: cat.statistic(m, row, cuped) for m in cat.metrics}
 
 
 def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] | None) -> ExperimentReadout | str:
@@ -296,7 +280,7 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
     progress = decision.Progress(days=(p.window_end - p.start).days + 1, window_end=p.window_end, units=units)
     readout = stats.analyze(
         cfg.id, per_metric, control, primary=cfg.primary, secondary=cfg.secondary, guardrails=cfg.guardrails,
-        margins=cfg.margins, lower_is_better=LOWER_IS_BETTER, weights=cfg.weights, units=units, alpha=cfg.alpha,
+        margins=cfg.margins, lower_is_better=catalog().lower_is_better, weights=cfg.weights, units=units, alpha=cfg.alpha,
         correction=cfg.correction, sequential=cfg.sequential, sequential_tuning_parameter=cfg.sequential_tuning,
         power=cfg.power, policy=policy, progress=progress)
     ex = exclusion or {}

@@ -42,25 +42,15 @@ from typing import Any, Mapping
 
 from aiso_pipeline.config import read_settings_yaml
 from aiso_pipeline.errors import AisoError
+from aiso_pipeline.experiments.metrics import catalog
 from aiso_pipeline.stats.decision import DEFAULT_MIN_DAYS, DEFAULT_MIN_UNITS_PER_ARM
 from aiso_pipeline.text import safe_slug
 
-# metric -> (kind, direction that is good). "mean": one value per user; "ratio": a ratio of per-user sums.
-METRICS: dict[str, tuple[str, str]] = {
-    "conversion_rate": ("mean", "higher"),
-    "revenue_per_user": ("mean", "higher"),
-    "cost_per_user": ("mean", "lower"),
-    "success_rate": ("ratio", "higher"),
-    "latency_ms": ("ratio", "lower"),
-    "error_rate": ("ratio", "lower"),
-    "cost_per_converted_user": ("ratio", "lower"),  # the arm's total cost / its converted users
-    "cost_per_success": ("ratio", "lower"),  # the arm's total cost / its successful responses
-}
-PER_USER_METRICS = tuple(m for m, (kind, _) in METRICS.items() if kind == "mean")
-BINARY_METRICS = ("conversion_rate",)  # 0/1 per user (capped winsorized or not): proportions
-LOWER_IS_BETTER = tuple(m for m, (_, good) in METRICS.items() if good == "lower")
-DEFAULT_PRIMARY = "conversion_rate"
-DEFAULT_GUARDRAILS = ("latency_ms", "cost_per_user", "error_rate")
+# The metrics and their defaults come from experiments/metrics.yaml.
+METRICS = catalog().metrics
+LOWER_IS_BETTER = catalog().lower_is_better
+DEFAULT_PRIMARY = catalog().primary
+DEFAULT_GUARDRAILS = catalog().guardrails
 DEFAULT_ALPHA = 0.05
 CUPED_DAYS = 14
 SCOPES = ("experiment", "user")
@@ -81,7 +71,7 @@ class ExperimentConfig:
     weights: Mapping[str, float] | None = None  # None: equal weights over the variants seen
     primary: str = DEFAULT_PRIMARY
     secondary: tuple[str, ...] | None = None  # None: analyze()'s default (every other non-guardrail metric)
-    guardrails: Mapping[str, str] = field(default_factory=lambda: {m: "increase" for m in DEFAULT_GUARDRAILS})
+    guardrails: Mapping[str, str] = field(default_factory=lambda: {m: METRICS[m].harm for m in DEFAULT_GUARDRAILS})
     target_mde: float | None = None
     start: dt.date | None = None  # None: first exposure
     end: dt.date | None = None
@@ -164,9 +154,9 @@ def _per_metric(path: Path, where: str, value: Any, lo: float, hi: float, hi_ope
     out = {}
     for metric, v in value.items():
         _metric(path, where, metric)
-        if METRICS[metric][0] != "mean":
-            raise _fail(path, where, f"{metric} is a ratio metric; caps apply to per-user metrics "
-                                     f"({', '.join(PER_USER_METRICS)})")
+        if not METRICS[metric].cap:
+            raise _fail(path, where, f"{metric} is a {METRICS[metric].kind} metric; caps apply to "
+                                     f"{', '.join(catalog().cappable)}")
         out[metric] = _number(path, f"{where}{metric}: ", v, lo, hi, hi_open=hi_open)
     return out
 
@@ -206,8 +196,7 @@ def parse_entry(entry: Any, path: Path, index: int) -> ExperimentConfig:
         if g is None:
             g = []
         if isinstance(g, list):
-            kw["guardrails"] = {_metric(path, f"{w}guardrails: ", m): "increase" if m in LOWER_IS_BETTER
-                                else "decrease" for m in g}
+            kw["guardrails"] = {_metric(path, f"{w}guardrails: ", m): METRICS[m].harm for m in g}
         elif isinstance(g, dict):
             out = {}
             for m, harm in g.items():

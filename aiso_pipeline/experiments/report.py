@@ -17,11 +17,11 @@ from typing import Iterable
 
 import duckdb
 
+from aiso_pipeline.experiments.metrics import catalog
 from aiso_pipeline.experiments.registry import safe_name
 from aiso_pipeline.text import md_text, plain_label
 
 PLOT_WIDTH = 41  # characters of the lift axis (odd, so 0 can sit in the middle)
-RATES = ("conversion_rate", "success_rate", "error_rate")
 DECISION_LABEL = {"ship": "SHIP", "stop": "STOP", "keep_running": "KEEP RUNNING", "invalid": "INVALID"}
 
 
@@ -38,16 +38,21 @@ def pct(x, signed: bool = True, digits: int = 1) -> str:
 
 
 def value(metric: str, x) -> str:
-    """A metric's mean in its unit."""
+    """A metric's mean in its unit (experiments/metrics.yaml)."""
+    unit = catalog().metrics[metric].unit
     if not _ok(x):
         return "–"
-    if metric in RATES:
+    if unit == "rate":
         return f"{x:.2%}"
-    if metric == "latency_ms":
+    if unit == "ms":
         return f"{x:,.0f} ms"
-    if metric == "cost_per_user" or abs(x) < 1:
-        return f"${x:,.4f}"
-    return f"${x:,.2f}"
+    return money(x)
+
+
+def money(x) -> str:
+    if not _ok(x):
+        return "–"
+    return f"${x:,.4f}" if abs(x) < 1 else f"${x:,.2f}"
 
 
 def p_fmt(p) -> str:
@@ -177,7 +182,7 @@ def cost_table(e) -> str:
         n, conv, cost = int(s["n"]), float(s["converted_users"] or 0), float(s["cost_usd"] or 0)
         lines.append(f"| {md_text(v)}{' (control)' if v == e.control else ''} | {n:,} | {conv:,.0f} | "
                      f"{pct(conv / n if n else None, signed=False, digits=2)} | ${cost:,.2f} | "
-                     f"{value('cost_per_user', cost / n if n else None)} | {value('cost_per_user', cpc[v])} |")
+                     f"{money(cost / n if n else None)} | {money(cpc[v])} |")
     text = "\n".join(lines)
     base = cpc.get(e.control)
     tested = {r["variant"]: r for r in e.rows if r["metric"] == "cost_per_converted_user"}
@@ -185,8 +190,8 @@ def cost_table(e) -> str:
         if v != e.control and _ok(cpc.get(v)) and _ok(base) and base:
             r = tested.get(v)
             test = (f", {_ci(r)}, p {p_fmt(r['p_value'])}" if r else "")  # the delta-method readout of the metric
-            text += (f"\n\nCost per converted user: {md_text(v)} {value('cost_per_user', cpc[v])} vs control "
-                     f"{value('cost_per_user', base)} ({pct(cpc[v] / base - 1)}{test}).")
+            text += (f"\n\nCost per converted user: {md_text(v)} {money(cpc[v])} vs control "
+                     f"{money(base)} ({pct(cpc[v] / base - 1)}{test}).")
     return text
 
 

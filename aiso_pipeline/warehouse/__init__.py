@@ -135,8 +135,13 @@ def statements(text: str) -> list[str]:
 
 def run(con: duckdb.DuckDBPyConnection, name: str, **params) -> duckdb.DuckDBPyConnection:
     """Run every statement of a .sql file, binding the named parameters ($name) each statement uses."""
+    return run_sql(con, sql(name), **params)
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, text: str, **params) -> duckdb.DuckDBPyConnection:
+    """run() for SQL text (e.g. rendered from a declaration)."""
     result = con
-    for stmt in statements(sql(name)):
+    for stmt in statements(text):
         code = re.sub(r"--[^\n]*", "", stmt)  # a $name in a comment is not a parameter
         used = {k: params[k] for k in dict.fromkeys(_PARAM.findall(code)) if k in params}
         result = con.execute(stmt, used)

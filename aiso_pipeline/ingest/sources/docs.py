@@ -4,9 +4,7 @@
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+from aiso_pipeline import readme
 from aiso_pipeline.ingest.sources import Condition, Path_, Source, sources
 
 BEGIN, END = "<!-- sources:begin (generated from aiso_pipeline/ingest/sources/; do not edit) -->", "<!-- sources:end -->"
@@ -60,15 +58,5 @@ def section() -> str:
     return "\n".join([BEGIN, *rows, *detail, *examples, END])
 
 
-def rewrite(readme: Path) -> bool:
-    text = readme.read_text()
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    new = text[:start] + section() + text[end:]
-    if new != text:
-        readme.write_text(new)
-    return new != text
-
-
 if __name__ == "__main__":
-    changed = rewrite(Path(sys.argv[1] if len(sys.argv) > 1 else "README.md"))
-    print("README.md: sources section " + ("rewritten" if changed else "already up to date"))
+    readme.main("sources", BEGIN, END, section)
