@@ -274,6 +274,30 @@ def test_cuped_narrows_a_ratio_metric_whose_pre_period_ratio_predicts_it(data):
     assert on["ci_high"] - on["ci_low"] < 0.75 * (off["ci_high"] - off["ci_low"])
 
 
+def test_days_to_target_mde_is_what_the_same_inflow_delivers(data, tmp_path):
+    """After a week at 200 users a day the readout says how many more days reach the target MDE; an experiment
+    that ran that much longer at the same inflow reports the target (within 2%), two days fewer does not."""
+    target = 0.15
+    registry = f"experiments:\n  - id: pace\n    mde: {target}\n"
+    load_rows(data, simulate("pace", 1400, seed=22))
+    run(data, registry=write_registry(data, registry))
+    now = rows(data, "pace").set_index("metric").loc["conversion_rate"]
+    more = now["days_to_target_mde"]
+    assert now["mde"] > target and 5 <= more < 200 and now["target_mde"] == target
+    assert rows(data, "pace").days_to_target_mde.notna().all()
+
+    def mde_after(days: int) -> float:
+        later = data_dir(tmp_path / f"later{days}")
+        load_rows(later, simulate("pace", 200 * days, seed=23, days=days))
+        as_of = str(START + dt.timedelta(days=days - 1))
+        run(later, as_of=as_of, registry=write_registry(later, registry), reports=False)
+        return rows(later, "pace", as_of).set_index("metric").loc["conversion_rate", "mde"]
+
+    assert mde_after(7 + int(more)) <= target * 1.02 and mde_after(7 + int(more) - 2) > target
+    text = (data.reports / "experiments" / "pace.md").read_text()
+    assert f"about {more:.0f} more days at the current inflow" in text
+
+
 def test_no_pre_period_means_no_adjustment(data):
     load_rows(data, simulate("fresh", 1000, seed=16))
     e = run(data).get("fresh")

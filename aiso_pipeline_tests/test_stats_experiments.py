@@ -30,6 +30,7 @@ from aiso_pipeline.stats import (
     analyze,
     compare,
     cuped_theta,
+    days_to_mde,
     mde_relative,
     srm_p_value,
 )
@@ -533,6 +534,30 @@ def test_mde_undefined_when_too_few_units():
     assert math.isnan(mde_relative(0.0, 1.0, 1000))
     assert math.isnan(mde_relative(1.0, float("nan"), 1000))
     assert mde_relative(1.0, 1.0, 4000) < mde_relative(1.0, 1.0, 1000)
+
+
+def test_days_to_mde_at_the_current_rate_by_hand():
+    """Fieller, fixed horizon, a mean metric: MDE = (z_alpha + z_power) sqrt(s_a + s_b) / mean, so n times c gives
+    MDE / sqrt(c), and the target needs c = (MDE / target)^2: D = ceil(days (c - 1)) further days."""
+    k = sps.norm.ppf(0.975) + sps.norm.ppf(0.8)
+    mean, var, n, days = 10.0, 400.0, 1000, 7
+    mde_now = k * math.sqrt(2 * var / n) / mean
+    assert _mde_relative(mean, var, n, var, n) == pytest.approx(mde_now, rel=1e-9)  # the default, Fieller's
+    for target in (0.2, 0.15, 0.1):
+        expected = math.ceil(days * ((mde_now / target) ** 2 - 1))
+        assert days_to_mde(target, days, mean, var, n, var, n) == expected, target
+    assert days_to_mde(0.5, days, mean, var, n, var, n) == 0  # already reached
+    assert days_to_mde(1e-4, days, mean, var, n, var, n) == math.inf  # not within 10 years at this rate
+    assert math.isnan(days_to_mde(0.1, 0, mean, var, n, var, n))  # no calendar yet
+
+
+def test_days_to_mde_of_a_sequential_test_is_the_first_day_it_reaches_the_target():
+    kw = dict(sequential_tuning_parameter=5000, proportion=True)
+    mean, var, n, days, target = 0.2, 0.16, 700, 7, 0.1
+    d = days_to_mde(target, days, mean, var, n, var, n, **kw)
+    at = lambda extra: _mde_relative(mean, var, n * (days + extra) / days, var, n * (days + extra) / days, **kw)
+    assert 0 < d < math.inf and at(d) <= target < at(d - 1)
+    assert d > days_to_mde(target, days, mean, var, n, var, n, proportion=True)  # wider than a fixed horizon
 
 
 # --------------------------------------------------------------------------------------------------

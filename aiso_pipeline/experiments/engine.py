@@ -68,6 +68,7 @@ ROW_SCHEMA = pa.schema([
     ("cuped_theta", pa.float64()), ("alpha", pa.float64()), ("correction", pa.string()), ("sequential", pa.bool_()),
     ("experiment_start", pa.date32()), ("window_end", pa.date32()), ("mixed_variant_users", pa.int64()),
     ("registered", pa.bool_()), ("decision_reason", pa.string()), ("margin", pa.float64()),
+    ("days_to_target_mde", pa.float64()),
 ])
 CHECK_SCHEMA = pa.schema([("check_name", pa.string()), ("passed", pa.bool_()), ("severity", pa.string()),
                           ("observed_value", pa.float64()), ("threshold", pa.string()), ("details", pa.string())])
@@ -282,7 +283,7 @@ def analyze_experiment(p: _Plan, sums: list[dict], exclusion: Mapping[str, Any] 
         cfg.id, per_metric, control, primary=cfg.primary, secondary=cfg.secondary, guardrails=cfg.guardrails,
         margins=cfg.margins, lower_is_better=catalog().lower_is_better, weights=cfg.weights, units=units, alpha=cfg.alpha,
         correction=cfg.correction, sequential=cfg.sequential, sequential_tuning_parameter=cfg.sequential_tuning,
-        power=cfg.power, policy=policy, progress=progress)
+        power=cfg.power, policy=policy, progress=progress, target_mde=cfg.target_mde)
     ex = exclusion or {}
     mixed = int(ex.get("mixed_variant_users") or 0)
     notes = []

@@ -137,9 +137,15 @@ def mde_advice(e, project: bool = True) -> str:
     text += f", target {pct(target, signed=False)}"
     if mde <= target:
         return text + ": the test is powered for the target; an effect that large would likely show by now."
-    factor = (mde / target) ** 2
-    return (text + f": needs about {factor:.1f}× the users (MDE shrinks with √n), roughly "
-            f"{math.ceil(days * factor)} days in total at the current inflow ({days} so far).")
+    needed = [r["days_to_target_mde"] for r in prim if r.get("days_to_target_mde") is not None
+              and not math.isnan(r["days_to_target_mde"])]
+    if not needed:
+        return text + "."
+    more = max(needed)
+    if math.isinf(more):
+        return text + ": not reachable within 10 years at the current inflow; stop or widen the target."
+    return (text + f": about {more:.0f} more day{'s' if more != 1 else ''} at the current inflow "
+            f"({days} so far), with the same test.")
 
 
 def decision_reason(e) -> str:
@@ -266,6 +272,18 @@ def _squeeze(lines: Iterable[str]) -> Iterable[str]:
             yield line
 
 
+def mde_cell(r: dict) -> str:
+    """The MDE, and with a target the days still needed at the current inflow."""
+    text = pct(r["mde"], signed=False)
+    more, target = r.get("days_to_target_mde"), r.get("target_mde")
+    if target is None or more is None or math.isnan(more):
+        return text
+    if more == 0:
+        return f"{text} (target {pct(target, signed=False)} reached)"
+    return f"{text} (target {pct(target, signed=False)}: " + ("out of reach)" if math.isinf(more) else
+                                                             f"{more:.0f} more days)")
+
+
 def summary_table(summary) -> str:
     lines = ["| experiment | decision | primary | lift | CI | p adj. | MDE | users | SRM p | mixed users |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -277,7 +295,7 @@ def summary_table(summary) -> str:
                 continue
             lines.append(f"| {md_text(e.experiment_id)} | **{e.decision}** | {r['metric']} ({md_text(r['variant'])}) | "
                          f"{pct(r['rel_lift'])} | {_ci(r)} | {p_fmt(r['p_value_adjusted'])} | "
-                         f"{pct(r['mde'], signed=False)} | {sum(e.units.values()):,} | {p_fmt(e.srm_p_value)} | "
+                         f"{mde_cell(r)} | {sum(e.units.values()):,} | {p_fmt(e.srm_p_value)} | "
                          f"{e.mixed_variant_users:,} |")
     return "\n".join(lines)
 

@@ -116,9 +116,9 @@ def days_to_mde(
         return NAN
     if far > target:
         return math.inf
-    lo, hi = 0.0, max_days  # the MDE falls as exposure grows
-    while hi - lo > 0.5:
-        mid = (lo + hi) / 2
-        m = mde_after(mid)
+    lo, hi = 0, int(max_days)  # whole days; the MDE falls as exposure grows: the smallest day that reaches it
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        m = mde_after(float(mid))
         lo, hi = (lo, mid) if np.isfinite(m) and m <= target else (mid, hi)
-    return float(math.ceil(hi))
+    return float(hi)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from aiso_pipeline.stats import decision
-from aiso_pipeline.stats.power import DEFAULT_POWER, mde_relative
+from aiso_pipeline.stats.power import DEFAULT_POWER, days_to_mde, mde_relative
 from aiso_pipeline.stats.statistics import NAN, Stat, is_proportion
 from aiso_pipeline.stats.tests import (DEFAULT_ALPHA, DEFAULT_SEQUENTIAL_TUNING, DEFAULT_SRM_THRESHOLD, Relative,
                                        _empty_comparison, adjust_p_values, compare, moments, srm_p_value)
@@ -43,6 +43,7 @@ class MetricReadout:
     p_value_adjusted: float  # Holm / BH over primary + secondaries; a guardrail's own (vs no change)
     significant: bool  # a guardrail: harmed beyond its margin
     mde: float
+    days_to_target_mde: float  # further days at the current exposure rate until mde <= target (0: reached; inf)
     margin: float  # a guardrail's non-inferiority margin (NaN otherwise)
     theta: float  # CUPED's adjustment (0: none)
 
@@ -90,6 +91,7 @@ def analyze(
     policy: decision.Policy | None = None,
     progress: decision.Progress | None = None,
     relative: Relative = "fieller",
+    target_mde: float | None = None,
 ) -> Readout:
     """The readout of one experiment.
 
@@ -104,6 +106,8 @@ def analyze(
     -> exposed units) feeds the SRM check; by default the largest n seen per variant. `weights` default to
     equal. A metric that is both primary and guardrail is analysed as primary. The decision follows `policy`
     and `progress` (stats.decision; without them: sequential as given, no burn-in, no planned end).
+    `target_mde` (relative): each row's days_to_target_mde, the further days of exposure at the rate seen over
+    `progress.days` until the row's own MDE reaches it (power.days_to_mde; NaN without a target or a calendar).
     """
     guardrails = dict(guardrails or {})
     margins = {m: float((margins or {}).get(m, decision.DEFAULT_MARGIN)) for m in guardrails}
@@ -150,7 +154,7 @@ def analyze(
             rows.append(_row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat,
                              alpha=guard_alpha if role == "guardrail" else alpha,
                              sequential=sequential, tuning=sequential_tuning_parameter, power=power,
-                             relative=relative))
+                             relative=relative, target_mde=target_mde, days=progress.days if progress else 0))
 
     # Correction over primary + secondary x non-control variants; guardrails stay uncorrected vs no change.
     tested = [r for r in rows if r["metric_role"] != "guardrail"]
@@ -180,7 +184,7 @@ def analyze(
 
 
 def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *, alpha, sequential, tuning,
-         power, relative: Relative = "fieller") -> dict:  # noqa: C901
+         power, relative: Relative = "fieller", target_mde: float | None = None, days: float = 0) -> dict:  # noqa: C901
     kw = dict(alpha=alpha, sequential=sequential, sequential_tuning_parameter=tuning, relative=relative)
     if c_stat is None or t_stat is None:
         cmp = _empty_comparison(c_stat, t_stat, "two-sided", sequential, "missing arm")
@@ -197,14 +201,17 @@ def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *,
         cmp = compare(c_stat, t_stat, alternative="two-sided", **kw)
         ci, abs_ci = (cmp.ci_low, cmp.ci_high), (cmp.abs_ci_low, cmp.abs_ci_high)
         ci_level = 1 - alpha
-    mde = NAN
+    mde = days_needed = NAN
     m = moments(c_stat, t_stat) if c_stat is not None and t_stat is not None else None
     if m is not None and m.n_a >= 2 and m.n_b >= 2:
         # the MDE of the test the row runs: one-sided at the Bonferroni level for a guardrail
-        mde = mde_relative(m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b, alpha=alpha, power=power,
-                           sequential_tuning_parameter=tuning if sequential else None,
-                           two_sided=role != "guardrail", relative=relative if m.theta == 0 else "delta",
-                           proportion=is_proportion(c_stat))
+        mde_kw = dict(alpha=alpha, power=power, sequential_tuning_parameter=tuning if sequential else None,
+                      two_sided=role != "guardrail", relative=relative if m.theta == 0 else "delta",
+                      proportion=is_proportion(c_stat))
+        mde = mde_relative(m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b, **mde_kw)
+        if target_mde is not None and days > 0:
+            days_needed = days_to_mde(target_mde, days, m.unadjusted_mean_a, m.var_a, m.n_a, m.var_b, m.n_b,
+                                      **mde_kw)
     return {
         "experiment_id": experiment_id, "metric": metric, "variant": variant, "control_variant": control,
         "metric_role": role, "units": int(cmp.units), "theta": float(cmp.theta),
@@ -213,5 +220,6 @@ def _row(experiment_id, metric, variant, control, role, harm, c_stat, t_stat, *,
         "ci_high": float(ci[1]), "abs_ci_low": float(abs_ci[0]), "abs_ci_high": float(abs_ci[1]),
         "abs_p_value": float(cmp.abs_p_value), "ci_level": float(ci_level), "p_value": float(cmp.p_value),
         "p_value_adjusted": NAN, "significant": False, "mde": float(mde),
+        "days_to_target_mde": float(days_needed),
     }
 

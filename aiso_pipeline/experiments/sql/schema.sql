@@ -42,3 +42,6 @@ CREATE TABLE IF NOT EXISTS marts.experiment_readouts (
 );
 ALTER TABLE marts.experiment_readouts ADD COLUMN IF NOT EXISTS decision_reason VARCHAR;  -- the rule that decided
 ALTER TABLE marts.experiment_readouts ADD COLUMN IF NOT EXISTS margin DOUBLE;  -- guardrails: non-inferiority margin
+-- further days at the current exposure rate until the row's MDE reaches the registry's target `mde` (0: reached;
+-- infinity: not within 10 years at this rate; NULL: no target set, or no MDE yet)
+ALTER TABLE marts.experiment_readouts ADD COLUMN IF NOT EXISTS days_to_target_mde DOUBLE;
