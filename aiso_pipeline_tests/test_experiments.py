@@ -536,6 +536,9 @@ def test_registry_window_and_options(data):
     ("experiments:\n  - id: a\n    gaurdrails: [latency_ms]\n", "unknown key 'gaurdrails'"),
     ("experiments:\n  - id: a\n    primary_metric: clicks\n", "unknown metric 'clicks'"),
     ("experiments:\n  - id: a\n    weights: {x: 1, y: -1}\n", "weights.y"),
+    ("experiments:\n  - id: a\n    weights: {control: 0.6, treatment: 0.6}\n", "add up to 1.2, not 1"),
+    ("experiments:\n  - id: a\n    margins: {latency_ms: 1.5}\n", "margins.latency_ms: must be a number in"),
+    ("experiments:\n  - id: a\n    margins: {conversion_rate: 0.1}\n", "conversion_rate is not a guardrail"),
     ("experiments:\n  - id: a\n    control: z\n    weights: {x: 1, y: 1}\n", "control 'z' is not among"),
     ("experiments:\n  - id: a\n  - id: a\n", "listed twice"),
     ("experiments:\n  - id: a\n    start: 2025-06-05\n    end: 2025-06-01\n", "before start"),
@@ -549,6 +552,22 @@ def test_registry_errors_name_the_problem(data, text, message):
     data.experiments.write_text(text)
     with pytest.raises(AisoError, match=message):
         reg.load(data.experiments)
+
+
+def test_an_experiment_with_one_arm_says_why(data):
+    """One arm seen: with registry weights naming two arms that is a sample ratio mismatch (invalid, with the
+    split in the reason); without, there is nothing to compare, and the UI summary and the index page say so."""
+    load_rows(data, simulate("lonely", 300, seed=24, split={"control": 1.0}))
+    registry = write_registry(data, "experiments:\n  - id: lonely\n    weights: {control: 0.5, treatment: 0.5}\n")
+    e = run(data, registry=registry).get("lonely")
+    df = rows(data, "lonely")
+    assert e.decision == "invalid" and (df.decision == "invalid").all() and (df.variant == "treatment").all()
+    assert df.decision_reason.str.startswith("sample ratio mismatch").all()
+    assert "control 300, treatment 0" in experiments.report.decision_reason(e)
+    summary = run(data, registry=write_registry(data, "experiments:\n  - id: lonely\n"))
+    assert summary.skipped == {"lonely": "only one variant seen (control)"} and rows(data, "lonely").empty
+    assert "- lonely: only one variant seen (control)" in experiments.summary_markdown(summary)
+    assert "only one variant seen" in (data.reports / "experiments" / "_index.md").read_text()
 
 
 def test_generator_style_registry_parses(data):

@@ -336,6 +336,8 @@ def write_pages(con: duckdb.DuckDBPyConnection, summary, reports_dir: Path) -> l
     index = folder / "_index.md"  # experiment ids never start with _ here (safe_name strips it)
     links = "\n".join(f"- [{md_text(e.experiment_id)}]({safe_name(e.experiment_id)}.md): {e.decision}"
                       for e in summary.experiments)
-    index.write_text(f"# Experiment readouts as of {summary.dt}\n\n{summary_table(summary)}\n\n{links}\n")
+    skipped = "".join(f"\n- {md_text(k)}: {md_text(v)}" for k, v in summary.skipped.items())
+    skipped = f"\nNot read out (no readout rows as of this day):\n{skipped}\n" if skipped else ""
+    index.write_text(f"# Experiment readouts as of {summary.dt}\n\n{summary_table(summary)}\n\n{links}\n{skipped}")
     paths.append(index)
     return paths
