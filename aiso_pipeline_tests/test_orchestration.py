@@ -185,9 +185,10 @@ def test_schedule_runs_yesterday_then_the_open_outcome_window(resources):
     # yesterday: every asset; the day before: only its outcomes and rollups, not a second ingest, drift, ...
     assert requests[0].asset_selection is None
     assert {k.to_user_string() for k in requests[1].asset_selection} == {
-        "marts/joined_outcomes", "marts/outcome_coverage", "marts/cost_daily"}
-    assert {k.to_user_string() for k in requests[1].asset_selection} == {
-        k.to_user_string() for k in dg.AssetSelection.groups("outcomes").resolve(defs.resolve_asset_graph())}
+        "marts/joined_outcomes", "marts/outcome_coverage", "marts/cost_daily", "marts/calibration",
+        "marts/threshold_curve", "marts/slice_metrics", "marts/anomalies"}
+    refresh = defs.resolve_job_def("refresh_outcomes").asset_layer.selected_asset_keys
+    assert {k.to_user_string() for k in requests[1].asset_selection} == {k.to_user_string() for k in refresh}
     assert len({r.run_key for r in requests}) == 2
 
 

@@ -4,7 +4,10 @@ For day D and each metric, the baseline is the median of the trailing `window_da
 is the MAD (median absolute deviation) × 1.4826, floored so a flat history does not make every blip significant.
 The robust z-score (value − median) / spread flags a `warning` at |z| ≥ warn_z and `critical` at |z| ≥ critical_z,
 in the direction that matters for the metric (a request drop and a request spike both matter; a join-rate rise
-does not). Dataset drift comes from marts.drift_summary as decided by the drift assets.
+does not); the expected calibration error (marts.calibration) rising past its baseline is one of those metrics.
+Drift comes from marts.drift_metrics / drift_summary as decided by the drift assets: each drifted column whose
+shift is significant for its sample sizes, grouped into episodes (anomalies/sql/drift.sql), and dataset drift.
+Slices the monitoring marts marked `worse` are parity anomalies.
 
 Only the trailing window is read, so the work grows with a day's data, not with history. Plain Python + DuckDB
 SQL; the Dagster wiring is aiso_pipeline/defs/anomalies.py.
@@ -16,14 +19,17 @@ from dataclasses import dataclass, field
 import duckdb
 
 from aiso_pipeline import warehouse
+from aiso_pipeline.monitoring.config import MonitoringConfig
 
 SQL = "anomalies/sql"
 SOURCES = (  # source table → the SQL file turning its trailing window into observations
     ("marts.cost_daily", f"{SQL}/obs_cost.sql"),
     ("marts.outcome_coverage", f"{SQL}/obs_coverage.sql"),
+    ("marts.calibration", f"{SQL}/obs_calibration.sql"),
 )
 DRIFT_SOURCE = "marts.drift_summary"
-TEMP_TABLES = ("_anomaly_obs", "_anomaly_found", "_anomaly_rules", "_anomaly_prev")
+PARITY_SOURCE = "marts.slice_metrics"
+TEMP_TABLES = ("_anomaly_obs", "_anomaly_found", "_anomaly_rules", "_anomaly_prev", "_anomaly_drift_weights")
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,9 @@ class Rule:
     direction: str  # 'up', 'down' or 'both': which side of the baseline is an anomaly
     abs_floor: float
     rel_floor: float
-    noise: str | None = None  # 'poisson' (a count: √median) or 'binomial' (a rate: √(p(1−p)/the day's requests))
+    # 'poisson' (a count: √median), 'binomial' (a rate: √(p(1−p)/the day's requests)) or 'sqrt_n' (0.5/√n: an
+    # error such as ECE, whose sampling noise is at most about that on n calls)
+    noise: str | None = None
     volume_gated: bool = True  # days with fewer than min_requests requests are neither judged nor history
     needs_closed_window: bool = False  # outcome-based: only days whose attribution window has closed
 
@@ -47,6 +55,7 @@ RULES = (
     Rule("error_rate", "up", abs_floor=0.005, rel_floor=0.10, noise="binomial"),
     Rule("fallback_rate", "up", abs_floor=0.005, rel_floor=0.10, noise="binomial"),
     Rule("join_rate", "down", abs_floor=0.01, rel_floor=0.0, noise="binomial", needs_closed_window=True),
+    Rule("ece", "up", abs_floor=0.01, rel_floor=0.10, noise="sqrt_n", needs_closed_window=True),
 )
 
 
@@ -60,6 +69,11 @@ class Thresholds:
     window_days: int = 14  # trailing days in the baseline (weeks, with seasonality='weekly')
     min_requests: float = 20.0  # volume a day needs for its rates to be judged or used as history
     drift_critical_share: float = 0.5  # dataset drift with at least this share of columns drifted is critical
+    # a drifted column is critical when weight x (statistic / threshold) reaches this (p-value tests: log p / log
+    # threshold), e.g. a normed Wasserstein distance of 0.3 against 0.1
+    drift_critical_score: float = 3.0
+    # a column flagged again within this many days continues its episode (the drift reference window: 7 days)
+    drift_episode_days: int = 7
     # 'weekly': compare a day only with the same weekday of the last window_days weeks, for traffic with a weekly
     # cycle (a quiet weekend is not a drop). Needs min_history_days weeks of history before anything is judged.
     seasonality: str = "none"
@@ -78,13 +92,15 @@ class Thresholds:
                              f"{self.window_days}")
         if self.min_requests < 0 or not 0 <= self.drift_critical_share <= 1:
             raise ValueError("min_requests must be >= 0 and drift_critical_share in [0, 1]")
+        if not self.drift_critical_score > 0 or not 1 <= self.drift_episode_days <= 90:
+            raise ValueError("drift_critical_score must be > 0 and drift_episode_days from 1 to 90")
         if self.seasonality not in ("none", "weekly"):
             raise ValueError(f"seasonality must be 'none' or 'weekly', got {self.seasonality!r}")
         for r in self.rules:
             if (r.direction not in ("up", "down", "both") or r.abs_floor <= 0 or r.rel_floor < 0
-                    or r.noise not in (None, "poisson", "binomial")):
+                    or r.noise not in (None, "poisson", "binomial", "sqrt_n")):
                 raise ValueError(f"rule {r.metric}: direction must be up/down/both, abs_floor > 0, rel_floor >= 0, "
-                                 f"noise poisson/binomial/None")
+                                 f"noise poisson/binomial/sqrt_n/None")
 
 
 @dataclass(frozen=True)
@@ -105,20 +121,28 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'marts'").fetchall()}
 
 
-def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thresholds()) -> DetectSummary:
-    """Replace marts.anomalies for day `dt` (one transaction): idempotent, and ids are stable across reruns."""
+def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thresholds(),
+           monitoring: MonitoringConfig = MonitoringConfig()) -> DetectSummary:
+    """Replace marts.anomalies for day `dt` (one transaction): idempotent, and ids are stable across reruns.
+    `monitoring` (reference/monitoring.yaml) gives the drift alert level and the columns' weights."""
     t = thresholds
     ensure_table(con)
     present = _tables(con)
     params = {"dt": dt, "lookback_days": t.lookback_days, "weekly": t.seasonality == "weekly",
               "min_history_days": t.min_history_days, "min_requests": t.min_requests, "warn_z": t.warn_z,
-              "critical_z": t.critical_z, "drift_critical_share": t.drift_critical_share}
+              "critical_z": t.critical_z, "drift_critical_share": t.drift_critical_share,
+              "drift_critical_score": t.drift_critical_score, "drift_episode_days": t.drift_episode_days,
+              "drift_alert_alpha": monitoring.drift_alert_alpha}
     warehouse.run(con, f"{SQL}/prepare.sql")
     con.execute("""CREATE OR REPLACE TEMP TABLE _anomaly_rules (metric VARCHAR, direction VARCHAR, abs_floor DOUBLE,
                    rel_floor DOUBLE, noise VARCHAR, volume_gated BOOLEAN, needs_closed_window BOOLEAN)""")
     con.executemany("INSERT INTO _anomaly_rules VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(r.metric, r.direction, r.abs_floor, r.rel_floor, r.noise, r.volume_gated,
                       r.needs_closed_window) for r in t.rules])
+    con.execute("CREATE OR REPLACE TEMP TABLE _anomaly_drift_weights (column_name VARCHAR, weight DOUBLE)")
+    if monitoring.drift_weights:
+        con.executemany("INSERT INTO _anomaly_drift_weights VALUES (?, ?)",
+                        [(c, float(w)) for c, w in monitoring.drift_weights.items()])
     missing = []
     for table, file in SOURCES:
         if table in present:
@@ -130,6 +154,10 @@ def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thr
         warehouse.run(con, f"{SQL}/drift.sql", **params)
     else:
         missing.append(DRIFT_SOURCE)
+    if PARITY_SOURCE in present:
+        warehouse.run(con, f"{SQL}/parity.sql", **params)
+    else:
+        missing.append(PARITY_SOURCE)
     with warehouse.transaction(con, writes=[("marts.anomalies", dt)]):
         warehouse.run(con, f"{SQL}/write.sql", **params)
     by_metric = dict(con.execute(

@@ -1,13 +1,14 @@
 """Monitoring asset: marts.anomalies for one day, judged against the trailing window of the daily marts."""
 import dagster as dg
 
-from aiso_pipeline import anomalies
+from aiso_pipeline import anomalies, monitoring
 from aiso_pipeline.defs.metadata import markdown_table, table_metadata
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
 
 ANOMALIES = dg.AssetKey(["marts", "anomalies"])
 UPSTREAM = [dg.AssetKey(["marts", "cost_daily"]), dg.AssetKey(["marts", "outcome_coverage"]),
-            dg.AssetKey(["marts", "drift_summary"])]
+            dg.AssetKey(["marts", "drift_summary"]), dg.AssetKey(["marts", "drift_metrics"]),
+            dg.AssetKey(["marts", "calibration"]), dg.AssetKey(["marts", "slice_metrics"])]
 DEFAULTS = anomalies.Thresholds()
 
 
@@ -20,6 +21,8 @@ class AnomalySettings(dg.Config):
     window_days: int = DEFAULTS.window_days
     min_requests: float = DEFAULTS.min_requests
     drift_critical_share: float = DEFAULTS.drift_critical_share
+    drift_critical_score: float = DEFAULTS.drift_critical_score
+    drift_episode_days: int = DEFAULTS.drift_episode_days
     seasonality: str = DEFAULTS.seasonality  # 'weekly': compare with the same weekday of the last window_days weeks
 
 
@@ -27,11 +30,14 @@ class AnomalySettings(dg.Config):
     key=ANOMALIES,
     deps=UPSTREAM,
     description="One row per anomaly of the day (CONTRACT section 7), per model × feature: requests (drop or "
-                "spike), cost_usd, cost_per_success, latency_p95_ms, error_rate, fallback_rate and join_rate "
-                "against a robust baseline — the median of the trailing 14 days and 1.4826 × MAD, floored — with "
-                "robust z ≥ 3.5 a warning and ≥ 6 critical (configurable, optionally same-weekday baselines for weekly cycles); and dataset drift per model from "
-                "marts.drift_summary. Outcome-based metrics are judged once the attribution window has closed. "
-                "anomaly_id is stable across reruns; the anomaly_alerts sensor alerts each one once.",
+                "spike), cost_usd, cost_per_success, latency_p95_ms, error_rate, fallback_rate, join_rate and "
+                "calibration error (ece) against a robust baseline — the median of the trailing 14 days and "
+                "1.4826 × MAD, floored — with robust z ≥ 3.5 a warning and ≥ 6 critical (configurable, optionally "
+                "same-weekday baselines for weekly cycles); per drifted column whose shift is significant for its "
+                "sample sizes (grouped into episodes, with the detection delay) and dataset drift; slices worse "
+                "than their model (parity). Outcome-based metrics are judged once the attribution window has "
+                "closed. anomaly_id is stable across reruns; the anomaly_alerts sensor alerts each one once, drift "
+                "once per model and day.",
     partitions_def=DAILY,
     group_name="monitoring",
     kinds={"duckdb", "sql"},
@@ -42,8 +48,9 @@ def marts_anomalies(context: dg.AssetExecutionContext, config: AnomalySettings,
                     warehouse: WarehouseResource) -> dg.MaterializeResult:
     thresholds = anomalies.Thresholds(**config.model_dump())
     dt = context.partition_key
+    monitoring_config = monitoring.load(warehouse.data())
     with warehouse.connect() as con:
-        s = anomalies.detect(con, dt, thresholds)
+        s = anomalies.detect(con, dt, thresholds, monitoring_config)
         meta = table_metadata(con, "marts.anomalies", dt)
         found = con.execute(
             """SELECT severity, kind, model, feature, metric, value, baseline, z_score FROM marts.anomalies

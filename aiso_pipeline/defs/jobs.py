@@ -17,9 +17,12 @@ marts_job = dg.define_asset_job(
     description="Outcomes, rollups, drift, experiments and anomalies for one day (the second half of `nightly`).",
 )
 
-# A day whose outcome window was still open when last joined: only what late product events change.
+# A day whose outcome window was still open when last joined: only what late product events change, and the day's
+# anomalies, whose outcome-based metrics (join rate, cost per success, ECE) are judged once the window has closed.
+REFRESH_SELECTION = dg.AssetSelection.groups("outcomes") | dg.AssetSelection.assets(dg.AssetKey(["marts", "anomalies"]))
 refresh_job = dg.define_asset_job(
-    "refresh_outcomes", selection=dg.AssetSelection.groups("outcomes"),
-    description="Recompute joined outcomes, coverage and cost rollups of a day whose attribution window was still "
-                "open, after later days' product events were loaded.",
+    "refresh_outcomes", selection=REFRESH_SELECTION,
+    description="Recompute joined outcomes, coverage, cost rollups, calibration, the threshold curve, slices and "
+                "anomalies of a day whose attribution window was still open, after later days' product events were "
+                "loaded.",
 )

@@ -45,7 +45,7 @@ SIDE = {False: "ref", True: "cur"}  # is_current in the SQL
 
 METRIC_COLUMNS = ("dt", "model", "column_name", "column_type", "method", "statistic", "threshold", "drifted",
                   "reference_start", "reference_end", "reference_rows", "current_rows", "p_value", "test_statistic",
-                  "declared_type", "reference_values", "current_values", "distinct_values", "reason")
+                  "declared_type", "reference_values", "current_values", "distinct_values", "reason", "shift_p_value")
 SUMMARY_COLUMNS = ("dt", "model", "columns_checked", "columns_drifted", "share_drifted", "dataset_drift",
                    "columns_skipped", "drift_share_threshold", "reference_start", "reference_end", "reference_rows",
                    "current_rows", "feature_keys_skipped")
@@ -422,7 +422,10 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
     Returns (metrics_rows, summary_rows): lists of dicts with the columns of marts.drift_metrics (METRIC_COLUMNS)
     and marts.drift_summary (SUMMARY_COLUMNS). `statistic` is Evidently's drift score: the distance for
     wasserstein / jensenshannon, the p-value for ks / chisquare / z (also in p_value; test_statistic holds D,
-    chi2 or z). A column that cannot be tested has statistic NULL, drifted false and a `reason`.
+    chi2 or z). A column that cannot be tested has statistic NULL, drifted false and a `reason`. `shift_p_value`
+    says whether the shift is more than sampling noise for these sample sizes (for alerts, not for `drifted`):
+    two-sample KS for numeric columns (from the same counts), chi-square homogeneity for categorical ones, each
+    counting independent units (users) rather than calls (units.sql: the design effect rows / users per side).
     """
     if isinstance(dt, str):
         dt = _dt.date.fromisoformat(dt)
@@ -461,9 +464,15 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
             grid[m][c.alias] = step
     hist = _histograms(con, src, columns, params, config, grid)
     empty = Counts()
+    # design effect per model and side (rows per independent unit): the shift tests count units, not calls
+    deff = {(m, SIDE[bool(cur)]): max(rows / max(units, 1), 1.0) for m, cur, rows, units in _execute(
+        con, _fill(_sql_text("units.sql"), source=src, ref_models=params["ref_models"]), params).fetchall()}
 
     def counts(m, c, side) -> Counts:
         return hist.get((m, c.name, side), empty)
+
+    def design(m) -> tuple[float, float]:
+        return deff.get((m, "ref"), 1.0), deff.get((m, "cur"), 1.0)
 
     def norm_of(ref: Counts) -> float:
         return max(_std(ref), config.wasserstein_norm_floor)
@@ -523,6 +532,7 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
                 d["distinct_values"] = max(ref.buckets, cur.buckets)
             elif c.declared == CATEGORICAL:
                 _categorical_test(d, config, _as_dict(ref), _as_dict(cur), ref.values)
+                d["shift_p_value"] = stattests.homogeneity_p(_as_dict(ref), _as_dict(cur), *design(m))
             else:
                 exact = grid[m].get(c.alias) == 0.0
                 n_values = _n_distinct(ref, cur)
@@ -530,14 +540,18 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
                     # registry.py: a numeric column with <= 5 distinct values (reference and current together)
                     # gets the categorical tests
                     _categorical_test(d, config, _as_dict(ref), _as_dict(cur), ref.values)
+                    d["shift_p_value"] = stattests.homogeneity_p(_as_dict(ref), _as_dict(cur), *design(m))
                 elif ref.values > config.small_reference_rows:
                     d["distinct_values"] = n_values if exact else None
                     w = stattests.wasserstein_normed(ref.x, ref.n, cur.x, cur.n, norm_of(ref))
                     _decide(d, config, "wasserstein", w)
+                    d["shift_p_value"] = stattests.ks_from_counts(ref.x, ref.n, cur.x, cur.n, *design(m))[1]
                 else:
                     d["distinct_values"] = n_values if exact else None
                     ks_d, p = _ks(con, src, c, m, params, config, ref.values, cur.values)
                     _decide(d, config, "ks", p, p_value=p, test_statistic=ks_d)
+                    d["shift_p_value"] = stattests.ks_asymptotic_p(
+                        ks_d, ref.values / design(m)[0], cur.values / design(m)[1])
         metrics.extend(rows)
         checked = [r for r in rows if r["statistic"] is not None]
         drifted = sum(r["drifted"] for r in checked)

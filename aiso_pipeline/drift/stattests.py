@@ -43,7 +43,7 @@ def ks_asymptotic_p(d: float, n_ref: int, n_cur: int) -> float:
     side): kstwo.sf(D, round(m*n / (m+n))), clipped to [0, 1] (scipy/stats/_stats_py.py, ks_2samp)."""
     m, n = sorted([float(n_ref), float(n_cur)], reverse=True)
     en = m * n / (m + n)
-    return float(np.clip(stats.distributions.kstwo.sf(d, np.round(en)), 0, 1))
+    return float(np.clip(stats.distributions.kstwo.sf(d, max(np.round(en), 1)), 0, 1))
 
 
 def _keys(ref: Mapping, cur: Mapping) -> list:
@@ -92,3 +92,40 @@ def jensenshannon_from_counts(ref: Mapping, cur: Mapping) -> float:
     p = np.array([ref.get(k, 0) / n_ref for k in keys])
     q = np.array([cur.get(k, 0) / n_cur for k in keys])
     return float(distance.jensenshannon(p, q, None))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Is the shift more than sampling noise? (for alerting, not Evidently's decision)
+
+
+def homogeneity_p(ref: Mapping, cur: Mapping, deff_ref: float = 1.0, deff_cur: float = 1.0) -> float:
+    """p-value of Pearson's chi-square test that both samples come from one categorical distribution (a 2 x k
+    contingency table; scipy.stats.chi2_contingency). Unlike a goodness-of-fit test against the reference shares,
+    it accounts for the reference being a sample too, so a small reference does not look like drift. Each side's
+    counts are divided by its design effect (rows per independent unit: calls of one user are alike), the
+    first-order Rao-Scott correction; categories are kept as they are (a category new in the current day is what
+    drift looks like)."""
+    keys = [k for k in _keys(ref, cur) if ref.get(k, 0) + cur.get(k, 0) > 0]
+    if len(keys) < 2 or not sum(ref.values()) or not sum(cur.values()):
+        return 1.0
+    table = np.array([[ref.get(k, 0) / deff_ref for k in keys], [cur.get(k, 0) / deff_cur for k in keys]],
+                     dtype=np.float64)
+    return float(stats.chi2_contingency(table, correction=False).pvalue)
+
+
+def ks_from_counts(ref_x: np.ndarray, ref_n: np.ndarray, cur_x: np.ndarray, cur_n: np.ndarray,
+                   deff_ref: float = 1.0, deff_cur: float = 1.0) -> tuple[float, float]:
+    """(D, asymptotic p) of the two-sample Kolmogorov-Smirnov test from value -> count histograms, each side's size
+    divided by its design effect (rows per independent unit). On bucketed values D is the largest CDF gap at the
+    bucket edges, never more than the gap on the raw values, so p errs on the side of no alert; ties make the
+    asymptotic p conservative too."""
+    x = np.concatenate([ref_x, cur_x]).astype(np.float64)
+    w_ref = np.concatenate([ref_n, np.zeros(len(cur_x))]).astype(np.float64)
+    w_cur = np.concatenate([np.zeros(len(ref_x)), cur_n]).astype(np.float64)
+    order = np.argsort(x, kind="stable")
+    x, w_ref, w_cur = x[order], w_ref[order], w_cur[order]
+    last = np.r_[x[1:] != x[:-1], True]  # the CDFs at each distinct value, after all its ties
+    f = (np.cumsum(w_ref) / w_ref.sum())[last]
+    g = (np.cumsum(w_cur) / w_cur.sum())[last]
+    d = float(np.max(np.abs(f - g))) if len(f) else 0.0
+    return d, ks_asymptotic_p(d, w_ref.sum() / deff_ref, w_cur.sum() / deff_cur)

@@ -16,7 +16,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from aiso_pipeline import stats
+from aiso_pipeline import stats, warehouse
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("proportion", "mean", "ratio")
@@ -191,12 +191,11 @@ class Catalog:
 
 
 def _fill(template: str, **slots: str) -> str:
-    """A SQL template of sql/ with its {{slot}}s filled in; every slot must be given and used."""
-    text = (HERE / "sql" / template).read_text()
-    found = set(re.findall(r"\{\{(\w+)\}\}", text))
-    if found != set(slots):
-        raise DeclarationError(f"sql/{template}: slots {sorted(found)} but rendered with {sorted(slots)}")
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: slots[m.group(1)], text)
+    """A SQL template of experiments/sql/ with its {{slot}}s filled in; every slot must be given and used."""
+    try:
+        return warehouse.fill(f"experiments/sql/{template}", **slots)
+    except ValueError as e:
+        raise DeclarationError(str(e)) from None
 
 
 def _require(cond: bool, where: str, message: str) -> None:

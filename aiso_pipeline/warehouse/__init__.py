@@ -24,6 +24,19 @@ def sql(name: str) -> str:
     return (PACKAGE_ROOT / name).read_text()
 
 
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
+def fill(name: str, **slots: str) -> str:
+    """A .sql template (path as for sql()) with its {{slot}}s filled in from a declaration. Every slot must be
+    given and used: a template and its renderer cannot drift apart silently."""
+    text = sql(name)
+    found = set(_SLOT.findall(text))
+    if found != set(slots):
+        raise ValueError(f"{name}: slots {sorted(found)} but rendered with {sorted(slots)}")
+    return _SLOT.sub(lambda m: slots[m.group(1)], text)
+
+
 DEFAULT_MEMORY_LIMIT = "3GB"  # per pipeline connection; $AISO_MEMORY_LIMIT or the resource's memory_limit overrides
 LOCK_WAIT_SECONDS = 1800.0  # how long a writer waits for another process to close the working database
 

@@ -1,17 +1,63 @@
--- Dataset drift (marts.drift_summary, per model): the drift assets already decided; every drifted day is an
--- anomaly. baseline = the median share of drifted columns over the trailing days, for context.
+-- Drift (marts.drift_metrics, marts.drift_summary): the drift assets decided with Evidently's default tests.
+-- A drifted column is an anomaly when its shift is also more than sampling noise for the sample sizes involved
+-- (shift_p_value < $drift_alert_alpha: two-sample KS or chi-square homogeneity, chosen by simulation in
+-- benchmarks/drift_alerts.py) and its weight (reference/monitoring.yaml: drift_weights, default 1) is above 0.
+-- score = weight x how far past its threshold (statistic / threshold for distances, log p / log threshold for
+-- tests: 1 at the threshold); critical from $drift_critical_score. Dataset drift stays one critical row per model.
+--
+-- Episodes: a model x metric already flagged within the last $drift_episode_days days (the drift reference
+-- window, which now holds the drifted day) continues that episode: same episode_start, same detection delay, and
+-- the alert sensor does not alert it again. detection_delay_hours (hours from the end of the episode's first
+-- partition to its first detection) is filled in by write.sql for a new episode.
 INSERT INTO _anomaly_found BY NAME
-WITH hist AS (
+WITH columns AS (
+    SELECT m.dt, m.model, 'drift:' || m.column_name AS metric, m.statistic AS value, m.threshold,
+           coalesce(w.weight, 1.0) * CASE
+               WHEN m.method IN ('wasserstein', 'jensenshannon') THEN m.statistic / m.threshold
+               ELSE ln(greatest(m.statistic, 1e-300)) / ln(m.threshold) END AS score
+    FROM marts.drift_metrics AS m
+    LEFT JOIN _anomaly_drift_weights AS w ON w.column_name = m.column_name
+    WHERE m.dt = $dt::DATE
+      AND m.drifted
+      AND m.shift_p_value < $drift_alert_alpha
+      AND coalesce(w.weight, 1.0) > 0
+),
+hist AS (
     SELECT model, count(*) AS n, median(share_drifted) AS med
     FROM marts.drift_summary
     WHERE dt BETWEEN $dt::DATE - $lookback_days::INTEGER AND $dt::DATE - 1
     GROUP BY model
+),
+found AS (
+    SELECT dt, model, metric, value, NULL::DOUBLE AS baseline, threshold,
+           CASE WHEN score >= $drift_critical_score THEN 'critical' ELSE 'warning' END AS severity, score,
+           NULL::INTEGER AS history_days
+    FROM columns
+    UNION ALL
+    SELECT cur.dt, cur.model, 'dataset_drift', cur.share_drifted, h.med, NULL,
+           CASE WHEN cur.share_drifted >= $drift_critical_share THEN 'critical' ELSE 'warning' END, NULL,
+           coalesce(h.n, 0)
+    FROM marts.drift_summary AS cur
+    LEFT JOIN hist AS h ON h.model = cur.model
+    WHERE cur.dt = $dt::DATE
+      AND cur.dataset_drift
+),
+open_episodes AS (
+    SELECT model, metric, min(coalesce(episode_start, dt)) AS episode_start
+    FROM marts.anomalies
+    WHERE kind = 'drift'
+      AND dt BETWEEN $dt::DATE - $drift_episode_days::INTEGER AND $dt::DATE - 1
+    GROUP BY model, metric
+),
+first_detection AS (
+    SELECT model, metric, episode_start, any_value(detection_delay_hours) AS detection_delay_hours
+    FROM marts.anomalies
+    WHERE kind = 'drift' AND dt = episode_start
+    GROUP BY model, metric, episode_start
 )
-SELECT cur.dt, 'drift' AS kind, cur.model, NULL AS feature, 'dataset_drift' AS metric,
-       cur.share_drifted AS value, h.med AS baseline, NULL AS threshold,
-       CASE WHEN cur.share_drifted >= $drift_critical_share THEN 'critical' ELSE 'warning' END AS severity,
-       NULL AS z_score, NULL AS scale, coalesce(h.n, 0) AS history_days
-FROM marts.drift_summary cur
-LEFT JOIN hist h ON h.model = cur.model
-WHERE cur.dt = $dt::DATE
-  AND cur.dataset_drift;
+SELECT f.dt, 'drift' AS kind, f.model, NULL AS feature, f.metric, f.value, f.baseline, f.threshold, f.severity,
+       NULL AS z_score, NULL AS scale, f.history_days, f.score,
+       coalesce(o.episode_start, f.dt) AS episode_start, d.detection_delay_hours
+FROM found AS f
+LEFT JOIN open_episodes AS o ON o.model = f.model AND o.metric = f.metric
+LEFT JOIN first_detection AS d ON d.model = f.model AND d.metric = f.metric AND d.episode_start = o.episode_start;

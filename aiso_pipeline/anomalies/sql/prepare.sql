@@ -22,5 +22,8 @@ CREATE OR REPLACE TEMP TABLE _anomaly_found (
     severity     VARCHAR,
     z_score      DOUBLE,
     scale        DOUBLE,
-    history_days INTEGER
+    history_days INTEGER,
+    score        DOUBLE,
+    episode_start DATE,
+    detection_delay_hours DOUBLE
 );

@@ -3,11 +3,12 @@ CREATE SCHEMA IF NOT EXISTS marts;
 
 CREATE TABLE IF NOT EXISTS marts.anomalies (
     dt            DATE NOT NULL,
-    kind          VARCHAR NOT NULL,  -- 'spike' | 'drop' | 'drift'
+    kind          VARCHAR NOT NULL,  -- 'spike' | 'drop' | 'drift' | 'parity'
     model         VARCHAR NOT NULL,
     feature       VARCHAR,           -- NULL for dataset drift, which is per model
     metric        VARCHAR NOT NULL,  -- requests, cost_usd, cost_per_success, latency_p95_ms, error_rate,
-                                     -- fallback_rate, join_rate, dataset_drift
+                                     -- fallback_rate, join_rate, ece, dataset_drift, drift:<column>,
+                                     -- success_rate[<slice key>=<value>] (parity)
     value         DOUBLE,            -- the day's value (share of drifted columns for dataset_drift)
     baseline      DOUBLE,            -- trailing median over the history window
     threshold     DOUBLE,            -- the value the day crossed: baseline ± warn_z · scale (NULL for drift)
@@ -18,3 +19,8 @@ CREATE TABLE IF NOT EXISTS marts.anomalies (
     anomaly_id    VARCHAR NOT NULL,  -- md5 of dt, kind, model, feature, metric: stable across reruns
     detected_at   TIMESTAMPTZ NOT NULL
 );
+
+-- drift: the column's weight x how far past its threshold; episodes of drift (see anomalies/sql/drift.sql)
+ALTER TABLE marts.anomalies ADD COLUMN IF NOT EXISTS score DOUBLE;
+ALTER TABLE marts.anomalies ADD COLUMN IF NOT EXISTS episode_start DATE;           -- drift: first day of the episode
+ALTER TABLE marts.anomalies ADD COLUMN IF NOT EXISTS detection_delay_hours DOUBLE; -- drift: end of that day -> first detection

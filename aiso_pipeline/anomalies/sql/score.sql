@@ -1,7 +1,7 @@
 -- Robust baseline per model × feature × metric: the median of the trailing days before $dt and the MAD
 -- (median absolute deviation) scaled by 1.4826, so that it estimates the standard deviation of normal data.
 -- The scale is floored (an absolute floor, a share of the median, and the sampling noise: √median for counts,
--- √(p(1−p)/n) for rates over the day's n requests): a flat history would otherwise make any blip infinitely
+-- √(p(1−p)/n) for rates over the day's n requests, 0.5/√n for ECE): a flat history would otherwise make any blip infinitely
 -- significant. z = (value − median) / scale. With $weekly, only the same weekday counts as history.
 INSERT INTO _anomaly_found BY NAME
 WITH usable AS (
@@ -34,6 +34,7 @@ scored AS (
                     CASE r.noise
                         WHEN 'poisson' THEN sqrt(abs(h.med))
                         WHEN 'binomial' THEN sqrt(greatest(h.med * (1 - h.med), 0) / greatest(cur.requests, 1))
+                        WHEN 'sqrt_n' THEN 0.5 / sqrt(greatest(cur.requests, 1))
                         ELSE 0 END) AS scale
     FROM usable cur
     JOIN hist h ON h.model = cur.model AND h.feature IS NOT DISTINCT FROM cur.feature AND h.metric = cur.metric

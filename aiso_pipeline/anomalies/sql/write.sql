@@ -13,3 +13,9 @@ FROM (
     FROM _anomaly_found
 ) f
 LEFT JOIN _anomaly_prev p USING (anomaly_id);
+
+-- A new drift episode's detection delay: hours from the end of its first partition (midnight UTC after dt) to its
+-- first detection (negative when a partition was judged before its day ended).
+UPDATE marts.anomalies
+SET detection_delay_hours = (epoch(detected_at) - epoch(CAST(dt + 1 AS TIMESTAMPTZ))) / 3600
+WHERE dt = $dt::DATE AND kind = 'drift' AND episode_start = dt;

@@ -12,6 +12,8 @@ CREATE TABLE IF NOT EXISTS marts.drift_summary (
     reference_end DATE, reference_rows BIGINT, current_rows BIGINT, report_path VARCHAR
 );
 ALTER TABLE marts.drift_summary ADD COLUMN IF NOT EXISTS feature_keys_skipped INTEGER;  -- past max_feature_keys
+-- is the shift more than sampling noise? two-sample KS (numeric) or chi-square homogeneity (categorical): alerts
+ALTER TABLE marts.drift_metrics ADD COLUMN IF NOT EXISTS shift_p_value DOUBLE;
 DELETE FROM marts.drift_metrics WHERE dt = $dt;
 DELETE FROM marts.drift_summary WHERE dt = $dt;
 INSERT INTO marts.drift_metrics BY NAME SELECT * FROM _drift_metrics;
