@@ -323,14 +323,17 @@ def test_each_anomaly_is_alerted_once(data, resources, hook):
     _, cursor, skip = tick(orch.anomaly_alerts, resources, cursor)
     assert len(hook.received) == 2 and "alerted 0" in skip
 
-    # a new one, and an escalation, are alerted; the old critical one is not
+    # a new one, and an escalation, are alerted; the old critical one is not; a model's drifted columns and its
+    # dataset drift make one alert
     publish_anomalies(data, [("2025-06-10", "spike", "gpt-4o", "chat", "cost_usd", "critical"),
                              ("2025-06-10", "drop", "gpt-4o", "search", "requests", "critical"),
-                             ("2025-06-11", "drift", "gpt-4o", None, "dataset_drift", "warning")])
+                             ("2025-06-11", "drift", "gpt-4o", None, "dataset_drift", "warning"),
+                             ("2025-06-11", "drift", "gpt-4o", None, "drift:input_tokens", "warning"),
+                             ("2025-06-11", "drift", "gpt-4o", None, "drift:features.language", "warning")])
     _, cursor, _ = tick(orch.anomaly_alerts, resources, cursor)
     assert len(hook.received) == 4
     assert sorted(p["text"].split(" for ")[0] for p in hook.received[2:]) == [
-        "[critical] requests drop on gpt-4o / search", "[warning] dataset drift on gpt-4o"]
+        "[critical] requests drop on gpt-4o / search", "[warning] drift on gpt-4o"]
 
 
 def test_alerts_wait_while_the_webhook_is_down(data, resources, hook):

@@ -10,7 +10,8 @@ call, language is one of 5 per user. Quiet days draw both sides from one distrib
 length x 2.2, input tokens x 2 and moves 35% of users to a new language (the generator's episode); a mild drift
 x 1.2, x 1.15 and 5%. For each column and day size it prints how often Evidently's default rule says "drifted",
 and how often that rule plus a significance test of the shift (two-sample KS / chi-square homogeneity) would
-alert: counting calls as independent, or counting users (the design effect rows / users, as the pipeline does).
+alert: counting calls as independent, or counting users (the design effect sum m^2 / sum m of calls per user,
+as the pipeline does).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def day(rng, n: int, kind: str) -> tuple[dict[str, np.ndarray], float]:
             "confidence": np.round(rng.beta(4, 2, m), 3),
             "prompt_chars": np.round(np.exp(np.log(300 * chars) + style[u] + rng.normal(0, 0.5, m))),
             "language": lang[u]}
-    return cols, m / users
+    return cols, float((calls ** 2).sum() / calls.sum())  # the pipeline's design effect (drift/sql/units.sql)
 
 
 def counts(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

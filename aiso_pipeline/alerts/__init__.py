@@ -7,6 +7,7 @@ Plain Python; the Dagster sensors that call this live in aiso_pipeline/defs/orch
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -143,22 +144,65 @@ def _fmt(metric: str, x) -> str:
     return f"{x:,.4g}" + (" ms" if metric.endswith("_ms") else "")
 
 
+def _where(row: dict) -> str:
+    return row["model"] + (f" / {row['feature']}" if row.get("feature") else "")
+
+
+def _context(ids: list[str], ui_url: str | None) -> str:
+    context = f"anomaly_id {', '.join(ids)} · marts.anomalies"
+    if ui_url:
+        context += f" · <{ui_url.rstrip('/')}/assets/marts/anomalies|open in Dagster>"
+    return context
+
+
 def anomaly_alert(row: dict, ui_url: str | None = None) -> Alert:
     """An alert for one marts.anomalies row (as a dict of its columns)."""
-    where = row["model"] + (f" / {row['feature']}" if row.get("feature") else "")
     metric = row["metric"]
     if row["kind"] == "drift":
-        title = f"dataset drift on {where} for {row['dt']}: {_fmt(metric, row['value'])} of input columns drifted"
-        details = f"trailing median share drifted: {_fmt(metric, row.get('baseline'))}"
+        return drift_alert([row], ui_url)
+    title = f"{metric} {row['kind']} on {_where(row)} for {row['dt']}: {_fmt(metric, row['value'])}"
+    if row["kind"] == "parity":
+        details = (f"the rest of the model: {_fmt('success_rate', row.get('baseline'))}; worse than "
+                   f"{_fmt('success_rate', row.get('threshold'))} (the rest minus the margin), Benjamini-Hochberg "
+                   "adjusted")
     else:
-        title = f"{metric} {row['kind']} on {where} for {row['dt']}: {_fmt(metric, row['value'])}"
         details = (f"baseline (trailing median) {_fmt(metric, row.get('baseline'))}, threshold "
                    f"{_fmt(metric, row.get('threshold'))}, robust z {row['z_score']:+.1f}"
                    if row.get("z_score") is not None else "")
-    context = f"anomaly_id {row['anomaly_id']} · marts.anomalies"
-    if ui_url:
-        context += f" · <{ui_url.rstrip('/')}/assets/marts/anomalies|open in Dagster>"
-    return Alert(row["severity"], title, details, context)
+    return Alert(row["severity"], title, details, _context([row["anomaly_id"]], ui_url))
+
+
+def drift_alert(rows: list[dict], ui_url: str | None = None) -> Alert:
+    """One alert for a model's drift on one day: its new drifted columns (and dataset drift), worst first."""
+    rows = sorted(rows, key=lambda r: (r["metric"] != "dataset_drift", -(r.get("score") or 0), r["metric"]))
+    first = rows[0]
+    columns = [r for r in rows if r["metric"] != "dataset_drift"]
+    dataset = next((r for r in rows if r["metric"] == "dataset_drift"), None)
+    title = f"drift on {_where(first)} for {first['dt']}: "
+    title += (f"{_fmt('dataset_drift', dataset['value'])} of input columns drifted (dataset drift)" if dataset
+              else f"{len(columns)} input column{'s' if len(columns) != 1 else ''} drifted")
+    lines = [f"{r['metric'].removeprefix('drift:')}: {r['value']:.3g} against threshold {r['threshold']:.3g}"
+             f" ({r['severity']})" for r in columns if r.get("value") is not None and r.get("threshold") is not None]
+    severity = max((r["severity"] for r in rows), key=lambda x: SEVERITY_RANK.get(x, 0))
+    return Alert(severity, title, "\n".join(lines), _context([r["anomaly_id"] for r in rows], ui_url))
+
+
+def alert_units(rows: list[dict]) -> list[tuple[str, date, str, list[dict]]]:
+    """(ledger key, day, severity, rows) of each alert due for these marts.anomalies rows: one per anomaly, but
+    drift once per model and day, for the rows that open an episode (a column still drifting, or drifting again
+    within the reference window, continues its episode and is not alerted again)."""
+    units: list[tuple[str, date, str, list[dict]]] = []
+    drift: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["kind"] != "drift":
+            units.append((r["anomaly_id"], r["dt"], r["severity"], [r]))
+        elif r.get("episode_start") in (None, r["dt"]):
+            drift.setdefault((r["dt"], r["model"]), []).append(r)
+    for (day, model), group in drift.items():
+        severity = max((r["severity"] for r in group), key=lambda x: SEVERITY_RANK.get(x, 0))
+        key = "drift:" + hashlib.md5(f"{day}|{model}".encode()).hexdigest()[:16]
+        units.append((key, day, severity, group))
+    return sorted(units, key=lambda u: (u[1], -SEVERITY_RANK.get(u[2], 0), u[0]))
 
 
 def error_summary(error) -> str:

@@ -29,7 +29,8 @@ SOURCES = (  # source table → the SQL file turning its trailing window into ob
 )
 DRIFT_SOURCE = "marts.drift_summary"
 PARITY_SOURCE = "marts.slice_metrics"
-TEMP_TABLES = ("_anomaly_obs", "_anomaly_found", "_anomaly_rules", "_anomaly_prev", "_anomaly_drift_weights")
+TEMP_TABLES = ("_anomaly_obs", "_anomaly_found", "_anomaly_rules", "_anomaly_prev", "_anomaly_drift_weights",
+               "_anomaly_drift_metrics")
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,19 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'marts'").fetchall()}
 
 
+def _drift_columns(con: duckdb.DuckDBPyConnection, dt: str, present: bool) -> None:
+    """_anomaly_drift_metrics: the day's drifted columns from marts.drift_metrics, empty when that table (or its
+    shift_p_value, added later) does not exist yet."""
+    con.execute("""CREATE OR REPLACE TEMP TABLE _anomaly_drift_metrics (dt DATE, model VARCHAR, column_name VARCHAR,
+                   method VARCHAR, statistic DOUBLE, threshold DOUBLE, drifted BOOLEAN, shift_p_value DOUBLE)""")
+    has_p = present and con.execute(
+        """SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts'
+           AND table_name = 'drift_metrics' AND column_name = 'shift_p_value'""").fetchall()[0][0]
+    if has_p:
+        con.execute("""INSERT INTO _anomaly_drift_metrics SELECT dt, model, column_name, method, statistic, threshold,
+                       drifted, shift_p_value FROM marts.drift_metrics WHERE dt = ? AND drifted""", [dt])
+
+
 def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thresholds(),
            monitoring: MonitoringConfig = MonitoringConfig()) -> DetectSummary:
     """Replace marts.anomalies for day `dt` (one transaction): idempotent, and ids are stable across reruns.
@@ -151,6 +165,7 @@ def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thr
             missing.append(table)
     warehouse.run(con, f"{SQL}/score.sql", **params)
     if DRIFT_SOURCE in present:
+        _drift_columns(con, dt, "marts.drift_metrics" in present)
         warehouse.run(con, f"{SQL}/drift.sql", **params)
     else:
         missing.append(DRIFT_SOURCE)

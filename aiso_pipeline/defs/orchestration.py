@@ -288,16 +288,17 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
 # ---- alerts ------------------------------------------------------------------------------------------------------
 
 ANOMALY_COLUMNS = ["anomaly_id", "dt", "kind", "model", "feature", "metric", "value", "baseline", "threshold",
-                   "severity", "z_score"]
+                   "severity", "z_score", "score", "episode_start"]
 
 
 @dg.sensor(
     name="anomaly_alerts",
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Each new row of marts.anomalies (published warehouse) becomes one alert: a log line, and a "
-                "Slack-compatible POST to $AISO_ALERT_WEBHOOK when set, with retries. Never the same alert twice "
-                "(again only when its severity rises).",
+    description="Each new row of marts.anomalies (published warehouse) becomes one alert — drift one per model "
+                "and day, for columns opening an episode: a log line, and a Slack-compatible POST to "
+                "$AISO_ALERT_WEBHOOK when set, with retries. Never the same alert twice (again only when its "
+                "severity rises).",
 )
 def anomaly_alerts(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     data = warehouse.data()
@@ -317,19 +318,20 @@ def anomaly_alerts(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
     anomalies = [dict(zip(ANOMALY_COLUMNS, r)) for r in rows]
     newest = max(a["dt"] for a in anomalies)
     ledger = alerts.Ledger(context.cursor, ALERT_HORIZON_DAYS)
-    due = [a for a in anomalies if ledger.wants(a["anomaly_id"], a["dt"], a["severity"], newest)]
+    due = [u for u in alerts.alert_units(anomalies) if ledger.wants(u[0], u[1], u[2], newest)]
     ui_url = os.environ.get(UI_URL_ENV)
     deadline = time.monotonic() + ALERT_TIME_BUDGET_SECONDS
     sent = 0
-    for a in due[:ALERTS_PER_TICK]:
+    for key, day, severity, group in due[:ALERTS_PER_TICK]:
         if time.monotonic() > deadline:
             break
+        alert = alerts.drift_alert(group, ui_url) if group[0]["kind"] == "drift" else alerts.anomaly_alert(group[0], ui_url)
         try:
-            alerts.send(alerts.anomaly_alert(a, ui_url), context.log, retry=ALERT_RETRY)
+            alerts.send(alert, context.log, retry=ALERT_RETRY)
         except alerts.DeliveryError as e:
-            context.log.error(f"alert {a['anomaly_id']} not delivered, will retry next tick: {e}")
+            context.log.error(f"alert {key} not delivered, will retry next tick: {e}")
             break  # the webhook is down: keep the rest for the next tick
-        ledger.record(a["anomaly_id"], a["dt"], a["severity"])
+        ledger.record(key, day, severity)
         sent += 1
     context.update_cursor(ledger.cursor(newest))
     return dg.SkipReason(f"alerted {sent} anomal{'y' if sent == 1 else 'ies'}; {len(due) - sent} pending")

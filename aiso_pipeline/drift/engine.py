@@ -425,7 +425,7 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
     chi2 or z). A column that cannot be tested has statistic NULL, drifted false and a `reason`. `shift_p_value`
     says whether the shift is more than sampling noise for these sample sizes (for alerts, not for `drifted`):
     two-sample KS for numeric columns (from the same counts), chi-square homogeneity for categorical ones, each
-    counting independent units (users) rather than calls (units.sql: the design effect rows / users per side).
+    counting independent units (users) rather than calls (units.sql: the design effect per side).
     """
     if isinstance(dt, str):
         dt = _dt.date.fromisoformat(dt)
@@ -464,9 +464,12 @@ def compute_drift(con: duckdb.DuckDBPyConnection, dt: _dt.date, config: DriftCon
             grid[m][c.alias] = step
     hist = _histograms(con, src, columns, params, config, grid)
     empty = Counts()
-    # design effect per model and side (rows per independent unit): the shift tests count units, not calls
-    deff = {(m, SIDE[bool(cur)]): max(rows / max(units, 1), 1.0) for m, cur, rows, units in _execute(
-        con, _fill(_sql_text("units.sql"), source=src, ref_models=params["ref_models"]), params).fetchall()}
+    # design effect per model and side (calls per independent unit): the shift tests count users, not calls
+    # (a source without user_id / request_id, e.g. a test table, counts calls)
+    deff: dict[tuple[str, str], float] = {}
+    if {"user_id", "request_id"} <= {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}:
+        deff = {(m, SIDE[bool(cur)]): max(float(d), 1.0) for m, cur, d in _execute(
+            con, _fill(_sql_text("units.sql"), source=src, ref_models=params["ref_models"]), params).fetchall()}
 
     def counts(m, c, side) -> Counts:
         return hist.get((m, c.name, side), empty)

@@ -1,16 +1,20 @@
--- Per model and side: rows and independent units (users; a call without a user is its own unit), for the design
--- effect of the shift tests: a user's calls share their language, their prompt style, ..., so n calls from u users
--- carry about u independent observations, not n. HyperLogLog count (approx_count_distinct, ~2% error; Spark has
--- the same function). Placeholders as in rows.sql.
-SELECT model, is_current, count(*) AS rows, approx_count_distinct(unit) AS units
+-- Per model and side: the design effect of the shift tests. A user's calls share their language, their prompt
+-- style, ..., so n calls from users with m_u calls each carry about (sum m_u)^2 / sum m_u^2 independent
+-- observations (Kish's effective size when a user's calls are alike): deff = sum m_u^2 / sum m_u, the
+-- call-weighted mean calls per user. A call without a user is its own unit. Placeholders as in rows.sql.
+SELECT model, is_current, sum(calls * calls) / sum(calls) AS deff
 FROM (
-    SELECT model, TRUE AS is_current, coalesce(user_id, request_id) AS unit
-    FROM {source}
-    WHERE dt = $dt
-    UNION ALL
-    SELECT model, FALSE AS is_current, coalesce(user_id, request_id) AS unit
-    FROM {source}
-    WHERE dt BETWEEN $ref_start AND $ref_end
-      AND model IN ({ref_models})
-) AS tagged
+    SELECT model, is_current, count(*) AS calls
+    FROM (
+        SELECT model, TRUE AS is_current, coalesce(user_id, request_id) AS unit
+        FROM {source}
+        WHERE dt = $dt
+        UNION ALL
+        SELECT model, FALSE AS is_current, coalesce(user_id, request_id) AS unit
+        FROM {source}
+        WHERE dt BETWEEN $ref_start AND $ref_end
+          AND model IN ({ref_models})
+    ) AS tagged
+    GROUP BY model, is_current, unit
+) AS per_unit
 GROUP BY model, is_current
