@@ -198,7 +198,10 @@ def test_rerun_is_idempotent_and_slice_values_are_bounded(data):
     first = build(data, config)
     snapshot = query(data, "SELECT * EXCLUDE (computed_at) FROM marts.slice_metrics ORDER BY ALL")
     again = build(data, config)
-    assert query(data, "SELECT * EXCLUDE (computed_at) FROM marts.slice_metrics ORDER BY ALL").equals(snapshot)
+    # the same rows (float sums of a parallel aggregation may differ in the last bits)
+    pd.testing.assert_frame_equal(
+        query(data, "SELECT * EXCLUDE (computed_at) FROM marts.slice_metrics ORDER BY ALL"), snapshot,
+        check_exact=False, rtol=1e-12)
     assert first == again
     assert first.values_dropped == len(df[["model", "language"]].drop_duplicates()) - 2 * 10
     counts = query(data, "SELECT model, count(*) n FROM marts.slice_metrics GROUP BY model")

@@ -23,7 +23,8 @@ from aiso_pipeline.stats import adjust_p_values
 
 SQL = "monitoring/sql"
 TABLES = ("marts.calibration", "marts.calibration_bins", "marts.threshold_curve", "marts.slice_metrics")
-TEMP_TABLES = ("_mon_rows", "_mon_slice_all", "_mon_slice_stats", "_mon_slice_latency", "_mon_slices_out")
+TEMP_TABLES = ("_mon_agg", "_mon_buckets", "_mon_slice_all", "_mon_slice_stats", "_mon_slice_latency",
+               "_mon_slices_out")
 SLICE_COLUMNS = ("dt", "model", "feature", "slice_key", "slice_value", "requests", "calls", "success_rate",
                  "conversion_rate", "cost_per_success", "latency_p95_ms", "model_success_rate", "gap_vs_model",
                  "rest_success_rate", "p_value", "p_value_adjusted", "tested", "worse", "margin", "window_closed")
@@ -44,26 +45,29 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     warehouse.run(con, f"{SQL}/schema.sql")
 
 
-def _slots(config: MonitoringConfig) -> tuple[dict[str, str], dict[str, str], dict]:
-    """The rows.sql and slices.sql slots for the declared slices, and their parameters."""
-    declared = config.slice_sql()
+def _slots(config: MonitoringConfig) -> tuple[dict[str, str], dict]:
+    """agg.sql's slots for the declared slices (columns s0, s1, ...), and their parameters. Feature keys are read
+    with one JSON parse per call (a list of paths)."""
     params: dict = {}
-    columns, sets, lat_sets, key_case, value_case = [], [], [], [], []
-    for i, (key, expr, p) in enumerate(declared):
-        params.update(p)
+    columns, sets, key_case, value_case, paths = [], [], [], [], []
+    for i, (key, source) in enumerate(config.slice_sources()):
         params[f"slice_key_{i}"] = key
-        columns.append(f",\n       {expr} AS s{i}")
-        sets.append(f", (model, feature, s{i})")
-        lat_sets.append(f"(model, feature, s{i}, latency_ms)")
+        if source.startswith("$."):
+            paths.append(source)
+            columns.append(f",\n           left(fv[{len(paths)}], 200) AS s{i}")
+        else:
+            columns.append(f",\n           r.{source}::VARCHAR AS s{i}")
+        sets.append(f", (model, feature, s{i}, latency_ms)")
         key_case.append(f"WHEN grouping(s{i}) = 0 THEN $slice_key_{i}")
         value_case.append(f"WHEN grouping(s{i}) = 0 THEN s{i}")
-    if not declared:  # nothing to slice by: the sets still parse and yield no slice
-        columns, lat_sets = [",\n       NULL::VARCHAR AS s0"], ["(model, feature, s0, latency_ms)"]
-        key_case, value_case = ["WHEN false THEN NULL"], ["WHEN false THEN s0"]
-    rows = {"slice_columns": "".join(columns)}
-    slices = {"sets": "".join(sets), "latency_sets": ", ".join(lat_sets),
-              "key_case": f"CASE {' '.join(key_case)} END", "value_case": f"CASE {' '.join(value_case)} END"}
-    return rows, slices, params
+    if paths:  # DuckDB: json_extract_string with a list of paths parses the document once
+        params["slice_paths"] = paths
+        columns.insert(0, ",\n           json_extract_string(r.features, $slice_paths) AS fv")
+    if not key_case:  # nothing to slice by: no slice rows
+        key_case, value_case = ["WHEN false THEN NULL"], ["WHEN false THEN NULL"]
+    slots = {"slice_columns": "".join(columns), "sets": "".join(sets),
+             "key_case": f"CASE {' '.join(key_case)} END", "value_case": f"CASE {' '.join(value_case)} END"}
+    return slots, params
 
 
 def slice_tests(stats: pd.DataFrame, margin: float, alpha: float, min_requests: float) -> pd.DataFrame:
@@ -106,17 +110,16 @@ def slice_tests(stats: pd.DataFrame, margin: float, alpha: float, min_requests: 
 def build(con: duckdb.DuckDBPyConnection, dt: str, config: MonitoringConfig = MonitoringConfig()) -> MonitoringSummary:
     """Replace partition `dt` of the monitoring marts (one transaction): idempotent."""
     ensure_tables(con)
-    rows_slots, slice_slots, params = _slots(config)
+    slots, params = _slots(config)
     try:
-        warehouse.run_sql(con, warehouse.fill(f"{SQL}/rows.sql", **rows_slots), dt=dt, **params)
-        warehouse.run_sql(con, warehouse.fill(f"{SQL}/slices.sql", **slice_slots), max_values=config.slice_max_values,
-                          **params)
+        warehouse.run_sql(con, warehouse.fill(f"{SQL}/agg.sql", **slots), dt=dt, **params)
+        warehouse.run(con, f"{SQL}/slices.sql", max_values=config.slice_max_values)
         stats = con.execute(
             """SELECT s.*, coalesce(s.feature, chr(0)) AS feature_key, l.latency_p95_ms
                FROM _mon_slice_stats AS s
                LEFT JOIN _mon_slice_latency AS l ON l.model = s.model AND l.feature IS NOT DISTINCT FROM s.feature
                     AND l.slice_key = s.slice_key AND l.slice_value = s.slice_value""").df()
-        (dropped,) = con.execute("""SELECT (SELECT count(*) FROM _mon_slice_all WHERE slice_value IS NOT NULL)
+        (dropped,) = con.execute("""SELECT (SELECT count(*) FROM _mon_slice_all WHERE slice_key IS NOT NULL)
                                            - (SELECT count(*) FROM _mon_slice_stats WHERE slice_key IS NOT NULL)""").fetchall()[0]
         out = slice_tests(stats, config.slice_margin, config.slice_alpha, config.slice_min_requests)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiso_pipeline.drift.config import CATEGORICAL_COLUMNS
 
@@ -49,17 +48,15 @@ class MonitoringConfig:
     def drift_weight(self, column: str) -> float:
         return float(self.drift_weights.get(column, 1.0))
 
-    def slice_sql(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """(key, SQL expression over raw.inference_events AS r, its parameters) per slice. Feature paths are bound
-        parameters; a raw column is one of the whitelisted names."""
+    def slice_sources(self) -> list[tuple[str, str]]:
+        """(key, source) per declared slice: a JSON path ($."a"."b", bound as a parameter) for features.<key>, else
+        the raw column's whitelisted name."""
         out = []
-        for i, key in enumerate(self.slices):
+        for key in self.slices:
             if key.startswith("features."):
-                name = f"slice_path_{i}"
-                path = "$." + ".".join('"' + part.replace('"', '') + '"' for part in key.split(".")[1:])
-                out.append((key, f"left(json_extract_string(r.features, ${name}), 200)", {name: path}))
+                out.append((key, "$." + ".".join('"' + part.replace('"', "") + '"' for part in key.split(".")[1:])))
             else:
-                out.append((key, f"r.{key}::VARCHAR", {}))
+                out.append((key, key))
         return out
 
 

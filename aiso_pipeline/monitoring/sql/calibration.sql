@@ -1,4 +1,4 @@
--- Replace partition $dt of marts.calibration and marts.calibration_bins from _mon_rows (inside one transaction).
+-- Replace partition $dt of marts.calibration and marts.calibration_bins from _mon_buckets (inside one transaction).
 -- Every call with a confidence counts with its weight (1 / sample_rate); success is the label. Bin b holds the
 -- calls with floor(10 * confidence) = b, and 1.0 joins bin 9, so the bins are [0, .1) ... [.9, 1].
 -- ECE = sum over bins of (W_b / W) |mean confidence_b - success rate_b|; Brier = weighted mean of
@@ -8,14 +8,14 @@ DELETE FROM marts.calibration WHERE dt = $dt::DATE;
 DELETE FROM marts.calibration_bins WHERE dt = $dt::DATE;
 
 CREATE OR REPLACE TEMP TABLE _mon_bins AS
-SELECT model, feature, least(floor(confidence * 10), 9)::INTEGER AS bin,
-       sum(weight) AS weight, count(*) AS calls,
-       sum(weight * confidence) / sum(weight) AS mean_confidence,
-       sum(weight * success::INT) / sum(weight) AS success_rate,
-       sum(weight * (confidence - success::INT) * (confidence - success::INT)) AS squared_error,
-       bool_and(window_closed) AS window_closed
-FROM _mon_rows
-WHERE confidence IS NOT NULL AND weight > 0
+SELECT model, feature, bucket // 2 AS bin,
+       sum(w) AS weight, sum(calls) AS calls,
+       sum(confidence_sum) / sum(w) AS mean_confidence,
+       sum(successes) / sum(w) AS success_rate,
+       sum(squared_error) AS squared_error,
+       bool_and(closed) AS window_closed
+FROM _mon_buckets
+WHERE bucket IS NOT NULL
 GROUP BY model, feature, bin;
 
 INSERT INTO marts.calibration_bins BY NAME

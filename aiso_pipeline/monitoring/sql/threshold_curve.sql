@@ -1,4 +1,4 @@
--- Replace partition $dt of marts.threshold_curve from _mon_rows (inside one transaction): the seed's vignette, a
+-- Replace partition $dt of marts.threshold_curve from _mon_buckets (inside one transaction): the seed's vignette, a
 -- confidence threshold below which a fallback answer is served, priced on the day's calls.
 -- Population: the model's own answers with a confidence (fallbacks already served are the cost basis, not the
 -- population). At threshold t = k / 20 (k = 1 .. 19) a call falls back when floor(20 * confidence) < k.
@@ -9,13 +9,9 @@ DELETE FROM marts.threshold_curve WHERE dt = $dt::DATE;
 
 INSERT INTO marts.threshold_curve BY NAME
 WITH answers AS (
-    SELECT model, feature, least(floor(confidence * 20), 19)::INTEGER AS bucket,
-           sum(weight) AS w, sum(weight * success::INT) AS successes,
-           coalesce(sum(weight * cost_usd), 0) AS cost, coalesce(sum(weight) FILTER (WHERE cost_usd IS NOT NULL), 0) AS priced,
-           bool_and(window_closed) AS closed
-    FROM _mon_rows
-    WHERE confidence IS NOT NULL AND NOT is_fallback AND weight > 0
-    GROUP BY model, feature, bucket
+    SELECT model, feature, bucket, w, successes, cost, priced, closed
+    FROM _mon_buckets
+    WHERE bucket IS NOT NULL AND NOT is_fallback
 ),
 totals AS (
     SELECT model, feature, sum(w) AS w, sum(successes) AS successes, bool_and(closed) AS closed
@@ -23,9 +19,8 @@ totals AS (
     GROUP BY model, feature
 ),
 fallbacks AS (
-    SELECT model, feature, sum(weight) AS served,
-           sum(weight * cost_usd) / sum(weight) FILTER (WHERE cost_usd IS NOT NULL) AS unit_cost
-    FROM _mon_rows
+    SELECT model, feature, sum(w) AS served, sum(cost) / nullif(sum(priced), 0) AS unit_cost
+    FROM _mon_buckets
     WHERE is_fallback
     GROUP BY model, feature
 ),
