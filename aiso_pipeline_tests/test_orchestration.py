@@ -186,7 +186,7 @@ def test_schedule_runs_yesterday_then_the_open_outcome_window(resources):
     assert requests[0].asset_selection is None
     assert {k.to_user_string() for k in requests[1].asset_selection} == {
         "marts/joined_outcomes", "marts/outcome_coverage", "marts/cost_daily", "marts/calibration",
-        "marts/threshold_curve", "marts/slice_metrics", "marts/anomalies"}
+        "marts/threshold_curve", "marts/slice_metrics", "marts/anomalies", "marts/scorecard"}
     refresh = defs.resolve_job_def("refresh_outcomes").asset_layer.selected_asset_keys
     assert {k.to_user_string() for k in requests[1].asset_selection} == {k.to_user_string() for k in refresh}
     assert len({r.run_key for r in requests}) == 2

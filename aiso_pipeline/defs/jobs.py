@@ -19,10 +19,11 @@ marts_job = dg.define_asset_job(
 
 # A day whose outcome window was still open when last joined: only what late product events change, and the day's
 # anomalies, whose outcome-based metrics (join rate, cost per success, ECE) are judged once the window has closed.
-REFRESH_SELECTION = dg.AssetSelection.groups("outcomes") | dg.AssetSelection.assets(dg.AssetKey(["marts", "anomalies"]))
+REFRESH_SELECTION = dg.AssetSelection.groups("outcomes") | dg.AssetSelection.assets(
+    dg.AssetKey(["marts", "anomalies"]), dg.AssetKey(["marts", "scorecard"]))
 refresh_job = dg.define_asset_job(
     "refresh_outcomes", selection=REFRESH_SELECTION,
-    description="Recompute joined outcomes, coverage, cost rollups, calibration, the threshold curve, slices and "
-                "anomalies of a day whose attribution window was still open, after later days' product events were "
+    description="Recompute joined outcomes, coverage, cost rollups, calibration, the threshold curve, slices, "
+                "anomalies and the scorecard of a day whose attribution window was still open, after later days' product events were "
                 "loaded.",
 )

@@ -82,3 +82,41 @@ def monitoring_marts(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         **slice_meta, "slices": s.slices, "tested": s.tested, "worse": s.worse, "values_dropped": s.values_dropped,
         "worst_slices": dg.MetadataValue.md(markdown_table(
             ["model", "feature", "input", "value", "requests", "success", "rest", "p adj.", "worse"], worst))})
+
+
+SCORECARD = dg.AssetKey(["marts", "scorecard"])
+
+
+@dg.asset(
+    key=SCORECARD,
+    deps=[dg.AssetKey(["marts", "cost_daily"]), dg.AssetKey(["marts", "outcome_coverage"]), CALIBRATION, SLICES,
+          dg.AssetKey(["marts", "anomalies"]), dg.AssetKey(["marts", "experiment_readouts"]), JOINED],
+    description="The visibility scorecard per day × model: join rate, drift detection delay, power of the running "
+                "experiments, cost per success and per conversion (7-day trends), p95 latency trend, error and "
+                "fallback rates, calibration error, worst slice gap and open anomalies, each against its target "
+                "(monitoring/scorecard.yaml) with a pass / warn / fail status and reason, and a 0–100 visibility "
+                "score; long form in marts.scorecard_checks.",
+    partitions_def=DAILY,
+    group_name="monitoring",
+    kinds={"duckdb", "sql"},
+    owners=OWNERS,
+    pool=POOL,
+)
+def marts_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from aiso_pipeline.monitoring import scorecard
+
+    dt = context.partition_key
+    with warehouse.connect() as con:
+        rows = scorecard.build(con, dt)
+        meta = table_metadata(con, "marts.scorecard", dt)
+        cells = con.execute(
+            """SELECT model, check_name, status, reason FROM marts.scorecard_checks
+               WHERE dt = ? AND status IN ('fail', 'warn') ORDER BY status = 'fail' DESC, model, check_name
+               LIMIT 40""", [dt]).fetchall()
+    table = markdown_table(["model", "score", "failing"],
+                           [(r.model, r.visibility_score, r.failing) for r in rows.itertuples()])
+    return dg.MaterializeResult(metadata={
+        **meta, "scorecard": dg.MetadataValue.md(table),
+        "not_passing": dg.MetadataValue.md(markdown_table(["model", "check", "status", "reason"], cells)),
+        "lowest_score": float(rows.visibility_score.min()) if len(rows) and rows.visibility_score.notna().any()
+        else 0.0})

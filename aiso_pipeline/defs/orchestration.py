@@ -26,7 +26,7 @@ from aiso_pipeline import alerts
 from aiso_pipeline.config import STREAMS, DataDir
 from aiso_pipeline.defs.anomalies import ANOMALIES
 from aiso_pipeline.defs.jobs import nightly_job
-from aiso_pipeline.defs.monitoring import CALIBRATION, SLICES, THRESHOLD_CURVE
+from aiso_pipeline.defs.monitoring import CALIBRATION, SCORECARD, SLICES, THRESHOLD_CURVE
 from aiso_pipeline.defs.outcomes import COST, COVERAGE, JOINED
 from aiso_pipeline.defs.resources import DAILY, WarehouseResource
 from aiso_pipeline.errors import AisoError
@@ -52,8 +52,9 @@ except dg.DagsterInvalidDefinitionError:
 # Days after D whose product (and inference) data can still change D's outcomes: ceil(attribution window / 24 h),
 # of the data directory's window (reference/outcomes.yaml), read when a tick runs.
 OPEN_WINDOW_LOOKBACK_DAYS = 7  # the schedule also reruns days this recent still marked window_closed = false
-# what a rerun of an earlier day refreshes (the `refresh_outcomes` job: the `outcomes` group and the anomalies)
-OUTCOME_ASSETS = (JOINED, COVERAGE, COST, CALIBRATION, THRESHOLD_CURVE, SLICES, ANOMALIES)
+# what a rerun of an earlier day refreshes (the `refresh_outcomes` job: the `outcomes` group, the anomalies and
+# the scorecard)
+OUTCOME_ASSETS = (JOINED, COVERAGE, COST, CALIBRATION, THRESHOLD_CURVE, SLICES, ANOMALIES, SCORECARD)
 
 SENSOR_INTERVAL_SECONDS = 60
 LANDING_SETTLE_SECONDS = 30  # a file changed this recently may still be being written: wait for the next tick

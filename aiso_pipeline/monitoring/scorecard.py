@@ -1,0 +1,183 @@
+"""The visibility scorecard: one row per day x model (marts.scorecard) with every check of scorecard.yaml as a
+figure, a target and a pass / warn / fail status, a 0-100 visibility score, and the long form
+marts.scorecard_checks (value, target, status, a one-line reason per check) for cards and dashboards.
+
+    visibility_score = 100 x sum(weight x credit) / sum(weight) over the checks that apply (credit: pass 1,
+    warn 0.5, fail 0); a check whose figure does not exist that day (no experiment, no confidence) is n/a.
+
+Figures come from the day's marts (monitoring/sql/scorecard.sql); trends compare with marts.scorecard's own
+trailing 7 days, so the work grows with the day's data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats as sps
+
+from aiso_pipeline import warehouse
+
+HERE = Path(__file__).resolve().parent
+SQL = "monitoring/sql"
+TREND_DAYS = 7
+DEFAULT_MDE = 0.05  # the target lift an experiment's power is judged at when its registry sets none
+CREDIT = {"pass": 1.0, "warn": 0.5, "fail": 0.0}
+TREND_OF = {"cost_per_success_trend": "cost_per_success", "cost_per_conversion_trend": "cost_per_conversion",
+            "latency_p95_trend": "latency_p95_ms"}
+FIGURES = ("requests", "cost_usd", "join_rate", "drift_detect_hours", "experiment_power", "cost_per_success",
+           "cost_per_conversion", "latency_p95_ms", "error_rate", "fallback_rate", "ece", "worst_slice_gap",
+           "open_anomalies", "cost_per_success_trend", "cost_per_conversion_trend", "latency_p95_trend")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    better: str
+    pass_at: float
+    warn_at: float
+    weight: float
+    source: str
+
+    def status(self, value) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "n/a"
+        if self.better == "higher":
+            return "pass" if value >= self.pass_at else "warn" if value >= self.warn_at else "fail"
+        return "pass" if value <= self.pass_at else "warn" if value <= self.warn_at else "fail"
+
+    def target(self) -> str:
+        return f"{'≥' if self.better == 'higher' else '≤'} {_fmt(self.name, self.pass_at)}"
+
+    def limit(self) -> str:
+        """Where it fails."""
+        return f"{'<' if self.better == 'higher' else '>'} {_fmt(self.name, self.warn_at)}"
+
+    def reason(self, value, status: str) -> str:
+        if status == "n/a":
+            return f"{self.name}: not measured this day"
+        if status == "pass":
+            return f"{self.name} {_fmt(self.name, value)} meets {self.target()}"
+        side = "below" if self.better == "higher" else "above"
+        limit = self.limit()
+        return (f"{self.name} {_fmt(self.name, value)} is {side} its target {self.target()}"
+                + (f" (fails at {limit})" if status == "warn" else f" and fails ({limit})"))
+
+
+def _fmt(name: str, x) -> str:
+    if name in ("join_rate", "error_rate", "fallback_rate", "experiment_power") or name.endswith("_trend") \
+            or name == "worst_slice_gap":
+        return f"{x:+.1%}" if name.endswith("_trend") or name == "worst_slice_gap" else f"{x:.1%}"
+    if name == "drift_detect_hours":
+        return f"{x:.1f} h"
+    if name == "ece":
+        return f"{x:.3f}"
+    return f"{x:g}"
+
+
+@cache
+def checks() -> tuple[Check, ...]:
+    doc = yaml.safe_load((HERE / "scorecard.yaml").read_text())["checks"]
+    out = []
+    for name, spec in doc.items():
+        if spec["better"] not in ("higher", "lower") or name not in FIGURES:
+            raise ValueError(f"monitoring/scorecard.yaml: check {name}: unknown figure or direction")
+        if (spec["pass"] < spec["warn"]) if spec["better"] == "higher" else (spec["pass"] > spec["warn"]):
+            raise ValueError(f"monitoring/scorecard.yaml: check {name}: pass must be on the better side of warn")
+        out.append(Check(name, spec["better"], float(spec["pass"]), float(spec["warn"]), float(spec["weight"]),
+                         spec["source"]))
+    return tuple(out)
+
+
+def score(statuses: dict[str, str]) -> float | None:
+    """0-100: the weighted share of credit over the checks that apply; None when none applies."""
+    weights = {c.name: c.weight for c in checks()}
+    applied = [(weights[k], CREDIT[s]) for k, s in statuses.items() if s in CREDIT]
+    total = sum(w for w, _ in applied)
+    return 100.0 * sum(w * c for w, c in applied) / total if total else None
+
+
+def power_at(target: float, mde: float, alpha: float, power: float = 0.8) -> float:
+    """Power of a two-sided test at `alpha` against a relative lift `target`, given the lift it detects with
+    `power` (its MDE): the normal approximation, standard error = MDE / (z_(1-alpha/2) + z_power)."""
+    if not (mde > 0 and math.isfinite(mde)):
+        return 0.0
+    z_a = sps.norm.ppf(1 - alpha / 2)
+    se = mde / (z_a + sps.norm.ppf(power))
+    return float(sps.norm.cdf(target / se - z_a))
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    warehouse.run(con, f"{SQL}/scorecard_schema.sql")
+
+
+def _present(con) -> set[str]:
+    return {f"{s}.{t}" for s, t in con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+
+
+def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
+    """Replace partition `dt` of marts.scorecard and marts.scorecard_checks; returns the day's rows."""
+    from aiso_pipeline import anomalies, experiments, monitoring, outcomes
+
+    ensure_tables(con)
+    outcomes.ensure_tables(con)
+    monitoring.ensure_tables(con)
+    anomalies.ensure_table(con)
+    experiments.ensure_tables(con)
+    try:
+        warehouse.run(con, f"{SQL}/scorecard.sql", dt=dt)
+        fig = con.execute("SELECT * FROM _sc_figures ORDER BY model").df()
+        xp = con.execute("SELECT * FROM _sc_experiments").df()
+        history = con.execute(
+            f"""SELECT model, {', '.join(TREND_OF.values())} FROM marts.scorecard
+                WHERE dt BETWEEN ?::DATE - {TREND_DAYS} AND ?::DATE - 1""", [dt, dt]).df()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _sc_figures")
+        con.execute("DROP TABLE IF EXISTS _sc_experiments")
+    power = {}
+    for model, g in xp.groupby("model"):
+        power[model] = min(power_at(t if t == t and t else DEFAULT_MDE, m, a if a == a else 0.05)
+                           for m, t, a in zip(g.mde, g.target_mde, g.alpha))
+    fig["experiment_power"] = fig.model.map(power).astype(float)
+    medians = history.groupby("model").median(numeric_only=True)
+    for trend, base in TREND_OF.items():
+        ref = fig.model.map(medians[base]) if base in medians else np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fig[trend] = (fig[base] / ref - 1).astype(float)
+    long_rows = []
+    for i, row in fig.iterrows():
+        statuses = {}
+        for c in checks():
+            value = row[c.name]
+            value = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+            status = c.status(value)
+            statuses[c.name] = status
+            fig.loc[i, f"{c.name}_status"] = status
+            long_rows.append({"dt": dt, "model": row.model, "check_name": c.name, "value": value,
+                              "target": c.target(), "status": status, "weight": c.weight,
+                              "reason": c.reason(value, status)})
+        fig.loc[i, "visibility_score"] = score(statuses)
+        fails = [c.name for c in checks() if statuses[c.name] == "fail"]
+        fig.loc[i, "failing"] = ", ".join(fails)
+    fig["dt"] = pd.Timestamp(dt).date()
+    checks_df = pd.DataFrame(long_rows, columns=["dt", "model", "check_name", "value", "target", "status", "weight",
+                                                 "reason"])
+    checks_df["dt"] = pd.Timestamp(dt).date()
+    con.register("_sc_rows", fig)
+    con.register("_sc_checks", checks_df)
+    try:
+        with warehouse.transaction(con, writes=[("marts.scorecard", dt), ("marts.scorecard_checks", dt)]):
+            con.execute("DELETE FROM marts.scorecard WHERE dt = ?", [dt])
+            con.execute("DELETE FROM marts.scorecard_checks WHERE dt = ?", [dt])
+            con.execute("INSERT INTO marts.scorecard BY NAME SELECT *, current_timestamp AS computed_at FROM _sc_rows")
+            con.execute("INSERT INTO marts.scorecard_checks BY NAME SELECT * FROM _sc_checks")
+    finally:
+        con.unregister("_sc_rows")
+        con.unregister("_sc_checks")
+    return fig

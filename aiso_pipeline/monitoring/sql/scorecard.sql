@@ -1,0 +1,88 @@
+-- The scorecard's figures for day $dt, one row per model (the models with calls that day), from the day's marts:
+-- cost_daily (rolled up over features: priced successes = cost / cost per success), outcome_coverage, calibration,
+-- slice_metrics, anomalies (drift episodes too) and the day's calls for the exact weighted p95 latency and the
+-- experiments running on the model. Trends are computed in Python against marts.scorecard's trailing days.
+CREATE OR REPLACE TEMP TABLE _sc_figures AS
+WITH cost AS (
+    SELECT model, sum(requests) AS requests, sum(cost_usd) AS cost_usd,
+           sum(cost_usd) / nullif(sum(cost_usd / nullif(cost_per_success, 0)), 0) AS cost_per_success,
+           sum(cost_usd) / nullif(sum(cost_usd / nullif(cost_per_conversion, 0)), 0) AS cost_per_conversion,
+           sum(error_rate * requests) / nullif(sum(requests), 0) AS error_rate,
+           sum(fallback_rate * requests) / nullif(sum(requests), 0) AS fallback_rate,
+           bool_and(window_closed) AS window_closed
+    FROM marts.cost_daily
+    WHERE dt = $dt::DATE
+    GROUP BY model
+),
+coverage AS (
+    SELECT model, sum(joined) / nullif(sum(inferences), 0) AS join_rate
+    FROM marts.outcome_coverage
+    WHERE dt = $dt::DATE
+    GROUP BY model
+),
+calibration AS (
+    SELECT model, sum(n * ece) / nullif(sum(n), 0) AS ece
+    FROM marts.calibration
+    WHERE dt = $dt::DATE
+    GROUP BY model
+),
+slices AS (
+    SELECT model, min(gap_vs_model) AS worst_slice_gap,
+           arg_min(coalesce(feature, '') || ' ' || slice_key || '=' || slice_value, gap_vs_model) AS worst_slice,
+           count(*) FILTER (WHERE worse) AS worse_slices
+    FROM marts.slice_metrics
+    WHERE dt = $dt::DATE AND tested
+    GROUP BY model
+),
+anomalies AS (
+    SELECT model, count(*) AS open_anomalies, count(*) FILTER (WHERE severity = 'critical') AS critical_anomalies
+    FROM marts.anomalies
+    WHERE dt = $dt::DATE
+    GROUP BY model
+),
+episodes AS (
+    -- the latest drift episode that started within the last 7 days, and its detection delay
+    SELECT model, arg_max(detection_delay_hours, episode_start) AS drift_detect_hours,
+           max(episode_start) AS drift_episode_start
+    FROM marts.anomalies
+    WHERE kind = 'drift' AND dt BETWEEN $dt::DATE - 6 AND $dt::DATE AND episode_start = dt
+    GROUP BY model
+),
+latency AS (
+    SELECT model, latency_ms, sum(weight) AS weight
+    FROM marts.joined_outcomes
+    WHERE dt = $dt::DATE AND latency_ms IS NOT NULL
+    GROUP BY model, latency_ms
+),
+p95 AS (
+    -- the inverse of the weighted empirical CDF, as marts.cost_daily's percentiles, over all of the model's calls
+    SELECT model, min(latency_ms) FILTER (WHERE cum >= 0.95 * total * (1 - 1e-9)) AS latency_p95_ms
+    FROM (SELECT *, sum(weight) OVER (PARTITION BY model ORDER BY latency_ms
+                                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,
+                    sum(weight) OVER (PARTITION BY model) AS total
+          FROM latency)
+    GROUP BY model
+)
+SELECT c.model, c.requests, c.cost_usd, c.window_closed, v.join_rate, c.cost_per_success, c.cost_per_conversion,
+       p.latency_p95_ms, c.error_rate, c.fallback_rate, k.ece, s.worst_slice_gap, s.worst_slice,
+       coalesce(s.worse_slices, 0) AS worse_slices, coalesce(a.open_anomalies, 0) AS open_anomalies,
+       coalesce(a.critical_anomalies, 0) AS critical_anomalies, e.drift_detect_hours, e.drift_episode_start
+FROM cost AS c
+LEFT JOIN coverage AS v USING (model)
+LEFT JOIN calibration AS k USING (model)
+LEFT JOIN slices AS s USING (model)
+LEFT JOIN anomalies AS a USING (model)
+LEFT JOIN episodes AS e USING (model)
+LEFT JOIN p95 AS p USING (model);
+
+-- Experiments running on each model that day, with their primary metric's latest readout (power in Python).
+CREATE OR REPLACE TEMP TABLE _sc_experiments AS
+WITH running AS (
+    SELECT DISTINCT model, experiment_id
+    FROM marts.joined_outcomes
+    WHERE dt = $dt::DATE AND experiment_id IS NOT NULL
+)
+SELECT r.model, x.experiment_id, x.variant, x.mde, x.target_mde, x.alpha, x.decision
+FROM running AS r
+JOIN marts.experiment_readouts AS x ON x.experiment_id = r.experiment_id
+WHERE x.dt = $dt::DATE AND x.metric_role = 'primary' AND x.decision = 'keep_running';
