@@ -6,7 +6,7 @@ import dagster as dg
 from aiso_pipeline import monitoring
 from aiso_pipeline.defs.metadata import markdown_table, table_metadata
 from aiso_pipeline.defs.outcomes import JOINED
-from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
+from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource, daily_asset
 
 CALIBRATION = dg.AssetKey(["marts", "calibration"])
 THRESHOLD_CURVE = dg.AssetKey(["marts", "threshold_curve"])
@@ -87,8 +87,9 @@ def monitoring_marts(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 SCORECARD = dg.AssetKey(["marts", "scorecard"])
 
 
-@dg.asset(
-    key=SCORECARD,
+@daily_asset(
+    SCORECARD,
+    group="monitoring",
     deps=[dg.AssetKey(["marts", "cost_daily"]), dg.AssetKey(["marts", "outcome_coverage"]), CALIBRATION, SLICES,
           dg.AssetKey(["marts", "anomalies"]), dg.AssetKey(["marts", "experiment_readouts"]), JOINED],
     description="The visibility scorecard per day × model: join rate, drift detection delay, power of the running "
@@ -96,11 +97,6 @@ SCORECARD = dg.AssetKey(["marts", "scorecard"])
                 "fallback rates, calibration error, worst slice gap and open anomalies, each against its target "
                 "(monitoring/scorecard.yaml) with a pass / warn / fail status and reason, and a 0–100 visibility "
                 "score; long form in marts.scorecard_checks.",
-    partitions_def=DAILY,
-    group_name="monitoring",
-    kinds={"duckdb", "sql"},
-    owners=OWNERS,
-    pool=POOL,
 )
 def marts_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from aiso_pipeline.monitoring import scorecard

@@ -26,3 +26,9 @@ class WarehouseResource(dg.ConfigurableResource):
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with warehouse.connect(self.data(), self.memory_limit) as con:
             yield con
+
+
+def daily_asset(key: dg.AssetKey, *, group: str, description: str, deps: list, kinds=frozenset({"duckdb", "sql"})):
+    """A daily-partitioned DuckDB asset with the project's owners and pool."""
+    return dg.asset(key=key, deps=deps, description=description, partitions_def=DAILY, group_name=group,
+                    kinds=set(kinds), owners=OWNERS, pool=POOL)
