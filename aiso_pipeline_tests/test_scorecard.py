@@ -126,3 +126,39 @@ def test_the_asset_materializes_with_the_failing_cells(tmp_path):
     con = duckdb.connect(str(data.work_db), read_only=True)
     assert con.execute("SELECT join_rate_status FROM marts.scorecard").fetchall() == [("fail",)]
     con.close()
+
+
+def test_model_cards_hold_the_scorecard_decision_log_and_escape_the_data(tmp_path):
+    from aiso_pipeline.monitoring import cards
+    data = data_dir(tmp_path / "data")
+    hostile = "<script>alert(1)</script>|m"
+    with warehouse.connect(data) as con:
+        outcomes.ensure_tables(con)
+        monitoring.ensure_tables(con)
+        anomalies.ensure_table(con)
+        experiments.ensure_tables(con)
+        for i, decision in enumerate(["keep_running", "keep_running", "ship"]):
+            day = DT - timedelta(days=2 - i)
+            _marts(con, day, hostile, joined=0.4)
+            con.execute("""INSERT INTO marts.joined_outcomes (request_id, dt, "timestamp", model, experiment_id,
+                           weight, has_outcome, events_attributed, success, converted, revenue, window_closed)
+                           VALUES (?, ?, now(), ?, 'exp1', 1, true, 0, true, false, 0, true)""",
+                        [f"r{i}", day, hostile])
+            con.execute("""INSERT INTO marts.experiment_readouts (dt, experiment_id, metric, variant, control_variant,
+                           is_guardrail, significant, srm_flag, metric_role, decision, decision_reason)
+                           VALUES (?, 'exp1', 'conversion_rate', 'b', 'a', false, false, false, 'primary', ?, ?)""",
+                        [day, decision, f"reason {i}"])
+            scorecard.build(con, str(day))
+        paths = cards.write_cards(con, str(DT), data.reports, {hostile: "team <b>x</b>"})
+    names = sorted(p.name for p in paths)
+    assert len(names) == 3 and "_index.md" in names  # .md and .html of the one model, and the index
+    md = next(p for p in paths if p.suffix == ".md" and p.name != "_index.md").read_text()
+    page = next(p for p in paths if p.suffix == ".html").read_text()
+    assert "<script>" not in md and "<script>" not in page and "&lt;script&gt;" in page
+    assert "owner: team &lt;b&gt;x&lt;/b&gt;" in page
+    log = md[md.index("## Decision log"):md.index("## Known issues")]
+    # the days the decision changed, newest first, linked to the readout page
+    assert [line.split(" | ")[2] for line in log.splitlines() if line.startswith(f"| {DT - timedelta(days=2)}")
+            or line.startswith(f"| {DT}")] == ["ship", "keep_running"]
+    assert "(../experiments/exp1.md)" in log and "reason 1" not in log
+    assert "join_rate 40.0% is below its target" in md

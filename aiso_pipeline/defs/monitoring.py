@@ -4,9 +4,10 @@ window is open (later product events turn calls into successes)."""
 import dagster as dg
 
 from aiso_pipeline import monitoring
-from aiso_pipeline.defs.metadata import markdown_table, table_metadata
+from aiso_pipeline.defs.metadata import RawMarkdown, markdown_table, table_metadata
 from aiso_pipeline.defs.outcomes import JOINED
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource, daily_asset
+from aiso_pipeline.text import safe_slug
 
 CALIBRATION = dg.AssetKey(["marts", "calibration"])
 THRESHOLD_CURVE = dg.AssetKey(["marts", "threshold_curve"])
@@ -99,20 +100,27 @@ SCORECARD = dg.AssetKey(["marts", "scorecard"])
                 "score; long form in marts.scorecard_checks.",
 )
 def marts_scorecard(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from aiso_pipeline.monitoring import scorecard
+    from aiso_pipeline.monitoring import cards, scorecard
 
     dt = context.partition_key
+    data = warehouse.data()
+    owners = monitoring.load(data).model_owners
     with warehouse.connect() as con:
         rows = scorecard.build(con, dt)
+        pages = cards.write_cards(con, dt, data.reports, owners)
         meta = table_metadata(con, "marts.scorecard", dt)
         cells = con.execute(
             """SELECT model, check_name, status, reason FROM marts.scorecard_checks
                WHERE dt = ? AND status IN ('fail', 'warn') ORDER BY status = 'fail' DESC, model, check_name
                LIMIT 40""", [dt]).fetchall()
-    table = markdown_table(["model", "score", "failing"],
-                           [(r.model, r.visibility_score, r.failing) for r in rows.itertuples()])
+    card_of = {p.stem: p for p in pages if p.suffix == ".html"}
+    table = markdown_table(["model", "score", "failing", "model card"],
+                           [(r.model, r.visibility_score, r.failing,
+                             RawMarkdown(f"[card](file://{card_of[safe_slug(r.model)]})"))
+                            for r in rows.itertuples()])
     return dg.MaterializeResult(metadata={
         **meta, "scorecard": dg.MetadataValue.md(table),
         "not_passing": dg.MetadataValue.md(markdown_table(["model", "check", "status", "reason"], cells)),
+        "model_cards": dg.MetadataValue.path(str(data.reports / "model_cards")),
         "lowest_score": float(rows.visibility_score.min()) if len(rows) and rows.visibility_score.notna().any()
         else 0.0})

@@ -7,6 +7,7 @@
     slice_max_values: 50                    # values kept per model × feature × key (the most requested)
     drift_alert_alpha: 0.001                # a drifted column alerts only when its shift is significant at this level
     drift_weights: {features.language: 2}   # per column (default 1; 0: never alerts on its own)
+    model_owners: {gpt-4o: team-search}     # shown on the model cards
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class MonitoringConfig:
     slice_max_values: int = 50
     drift_alert_alpha: float = 0.001
     drift_weights: dict[str, float] = field(default_factory=dict)
+    model_owners: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "slices", tuple(dict.fromkeys(self.slices)))
@@ -77,6 +79,9 @@ def load(data) -> MonitoringConfig:
     for key in ("slice_min_requests", "slice_margin", "slice_alpha", "slice_max_values", "drift_alert_alpha"):
         if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], (int, float))):
             raise AisoError(f"{path}: {key} must be a number, got {raw[key]!r}")
+    if "model_owners" in raw and (not isinstance(raw["model_owners"], dict)
+                                  or not all(isinstance(v, str) for v in raw["model_owners"].values())):
+        raise AisoError(f"{path}: model_owners must be a mapping model -> owner")
     if "drift_weights" in raw and not isinstance(raw["drift_weights"], dict):
         raise AisoError(f"{path}: drift_weights must be a mapping column -> weight")
     try:

@@ -137,9 +137,12 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
         history = con.execute(
             f"""SELECT model, {', '.join(TREND_OF.values())} FROM marts.scorecard
                 WHERE dt BETWEEN ?::DATE - {TREND_DAYS} AND ?::DATE - 1""", [dt, dt]).df()
-    finally:
-        con.execute("DROP TABLE IF EXISTS _sc_figures")
-        con.execute("DROP TABLE IF EXISTS _sc_experiments")
+    except BaseException:
+        for table in ("_sc_figures", "_sc_experiments", "_sc_model_experiments"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        raise
+    con.execute("DROP TABLE IF EXISTS _sc_figures")
+    con.execute("DROP TABLE IF EXISTS _sc_experiments")
     power = {}
     for model, g in xp.groupby("model"):
         power[model] = min(power_at(t if t == t and t else DEFAULT_MDE, m, a if a == a else 0.05)
@@ -172,12 +175,15 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
     con.register("_sc_rows", fig)
     con.register("_sc_checks", checks_df)
     try:
-        with warehouse.transaction(con, writes=[("marts.scorecard", dt), ("marts.scorecard_checks", dt)]):
-            con.execute("DELETE FROM marts.scorecard WHERE dt = ?", [dt])
-            con.execute("DELETE FROM marts.scorecard_checks WHERE dt = ?", [dt])
+        with warehouse.transaction(con, writes=[("marts.scorecard", dt), ("marts.scorecard_checks", dt),
+                                                ("marts.model_experiments", dt)]):
+            for table in ("marts.scorecard", "marts.scorecard_checks", "marts.model_experiments"):
+                con.execute(f"DELETE FROM {table} WHERE dt = ?", [dt])
+            con.execute("INSERT INTO marts.model_experiments BY NAME SELECT * FROM _sc_model_experiments")
             con.execute("INSERT INTO marts.scorecard BY NAME SELECT *, current_timestamp AS computed_at FROM _sc_rows")
             con.execute("INSERT INTO marts.scorecard_checks BY NAME SELECT * FROM _sc_checks")
     finally:
         con.unregister("_sc_rows")
         con.unregister("_sc_checks")
+        con.execute("DROP TABLE IF EXISTS _sc_model_experiments")
     return fig

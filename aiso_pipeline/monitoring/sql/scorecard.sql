@@ -75,14 +75,15 @@ LEFT JOIN anomalies AS a USING (model)
 LEFT JOIN episodes AS e USING (model)
 LEFT JOIN p95 AS p USING (model);
 
--- Experiments running on each model that day, with their primary metric's latest readout (power in Python).
+-- Experiments on each model that day (kept in marts.model_experiments by scorecard.py), and those still running
+-- with their primary metric's readout (power in Python).
+CREATE OR REPLACE TEMP TABLE _sc_model_experiments AS
+SELECT DISTINCT $dt::DATE AS dt, model, experiment_id
+FROM marts.joined_outcomes
+WHERE dt = $dt::DATE AND experiment_id IS NOT NULL;
+
 CREATE OR REPLACE TEMP TABLE _sc_experiments AS
-WITH running AS (
-    SELECT DISTINCT model, experiment_id
-    FROM marts.joined_outcomes
-    WHERE dt = $dt::DATE AND experiment_id IS NOT NULL
-)
 SELECT r.model, x.experiment_id, x.variant, x.mde, x.target_mde, x.alpha, x.decision
-FROM running AS r
+FROM _sc_model_experiments AS r
 JOIN marts.experiment_readouts AS x ON x.experiment_id = r.experiment_id
 WHERE x.dt = $dt::DATE AND x.metric_role = 'primary' AND x.decision = 'keep_running';

@@ -53,3 +53,10 @@ CREATE TABLE IF NOT EXISTS marts.scorecard_checks (
     weight      DOUBLE,
     reason      VARCHAR
 );
+
+-- Which experiments ran on which model, per day (the model cards' decision log reads its history).
+CREATE TABLE IF NOT EXISTS marts.model_experiments (
+    dt            DATE NOT NULL,
+    model         VARCHAR NOT NULL,
+    experiment_id VARCHAR NOT NULL
+);
