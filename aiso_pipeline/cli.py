@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import http.server
 import os
 import signal
 import sys
@@ -154,6 +155,37 @@ def cmd_ui(args) -> None:
                               "-w", str(args.workspace)])
 
 
+def cmd_dashboard(args) -> None:
+    """Build reports/dashboard/index.html from the published warehouse (read-only) and serve reports/ on
+    127.0.0.1 (model cards and readout pages are linked from it), or only build it."""
+    import functools
+    import webbrowser
+
+    from aiso_pipeline import dashboard
+
+    data = data_dir(args.data_dir)
+    page = dashboard.build(data.warehouse, data.reports / "dashboard")
+    if args.build_only:
+        print(page)
+        return
+    handler = functools.partial(_QuietHandler, directory=str(data.reports))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as e:
+        raise AisoError(f"cannot serve on 127.0.0.1:{args.port} ({e.strerror}): pass another --port") from None
+    url = f"http://127.0.0.1:{server.server_port}/dashboard/index.html"
+    print(f"aiso: dashboard at {url} (file: {page}); Ctrl-C to stop", file=sys.stderr)
+    if not args.no_browser:
+        webbrowser.open(url)
+    with server:
+        server.serve_forever()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
+
+
 def _preflight(data: DataDir) -> None:
     """Catch the common setup mistakes before starting Dagster, each with one clear line."""
     from aiso_pipeline.ingest.landing import require_landing
@@ -210,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--workspace", default="workspace.yaml")
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("dashboard", help="build the analysts' dashboard from the published warehouse and serve it")
+    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the address")
+    p.add_argument("--build-only", action="store_true", help="write reports/dashboard/index.html and exit")
+    p.set_defaults(func=cmd_dashboard)
 
     args = parser.parse_args(argv)
     # SIGTERM (a `timeout`, systemd, a container stop) ends a run like Ctrl-C: the run is marked, the lock freed
