@@ -97,6 +97,17 @@ def test_the_page_renders_the_warehouse_numbers_and_a_screenshot(world, tmp_path
 
 
 @needs_browser
+def test_first_paint_is_quick(world, tmp_path):
+    """performance.now() when the first render has finished (no virtual time: the real clock)."""
+    _, page = world
+    html = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'p3'}", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120).stdout
+    paint = int(re.search(r'data-paint-ms="(\d+)"', html).group(1))
+    assert paint < 2000, paint
+
+
+@needs_browser
 def test_filters_from_the_address_select_model_feature_and_days(world, tmp_path):
     data, page = world
     model, feature = query(data, """SELECT model, feature FROM marts.cost_daily GROUP BY ALL
