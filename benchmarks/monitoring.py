@@ -12,6 +12,8 @@ Then, each in a fresh process with the same DuckDB memory limit:
 - pipeline: aiso_pipeline.monitoring.build for that day with two declared slices (language, tier): calibration and
   its bins, the threshold curve (19 thresholds), slice sums with GROUPING SETS and the model totals, weighted
   p95 latency per slice, the slice tests with Benjamini-Hochberg, all written in one transaction.
+- scorecard: then (after marts.cost_daily and marts.outcome_coverage are built, untimed) the scorecard and the
+  model cards for that day (monitoring/scorecard.py, monitoring/cards.py), the nightly's last step.
 
 Prints wall time, peak RSS of each process and the ratio.
 """
@@ -123,8 +125,16 @@ with warehouse.connect(d, {memory_limit!r}) as con:
     t = time.perf_counter()
     s = monitoring.build(con, {DT!r}, config)
     seconds = time.perf_counter() - t
+    from aiso_pipeline import outcomes
+    from aiso_pipeline.monitoring import cards, scorecard
+    outcomes.build_cost_daily(con, {DT!r})
+    outcomes.build_outcome_coverage(con, {DT!r})
+    t = time.perf_counter()
+    scorecard.build(con, {DT!r})
+    pages = cards.write_cards(con, {DT!r}, d.reports, {{}})
+    scorecard_seconds = time.perf_counter() - t
 RESULT = {{'seconds': seconds, 'calibrated': s.calibrated, 'curve_rows': s.curve_rows, 'slices': s.slices,
-           'tested': s.tested, 'worse': s.worse}}
+           'tested': s.tested, 'worse': s.worse, 'scorecard_seconds': scorecard_seconds, 'cards': len(pages)}}
 """)
 
 
@@ -148,6 +158,8 @@ def main() -> None:
         print(f"monitoring marts (asset logic):    {pipe['seconds']:7.2f} s   peak RSS {pipe['peak_rss_mib']:7.0f} MiB "
               f"({pipe['calibrated']} calibrated, {pipe['curve_rows']} curve rows, {pipe['slices']} slices)")
         print(f"ratio {ratio:.2f}x")
+        print(f"scorecard and {pipe['cards']} model card files: {pipe['scorecard_seconds']:.2f} s "
+              f"({pipe['scorecard_seconds'] / bare['seconds']:.2f}x the bare join's time)")
         print(dumps({"calls": args.calls, "memory_limit": args.memory_limit, "bare": bare, "pipeline": pipe,
                      "ratio": ratio}))
     finally:
