@@ -101,9 +101,10 @@ def cmd_demo(args) -> None:
     print(f"""done. Outputs:
   warehouse (open read-only): {data.warehouse}
       python -c "import duckdb; print(duckdb.connect('{data.warehouse}', read_only=True).sql('FROM marts.cost_daily LIMIT 5'))"
-  reports: {data.reports}
+  reports: {data.reports} (model cards: {data.reports / "model_cards"})
 {_summary(data)}
-Open the Dagster UI (runs, assets, checks):  aiso ui   (or: dagster dev, in the repo root)""")
+Open the Dagster UI (runs, assets, checks):  aiso ui   (or: dagster dev, in the repo root)
+Open the analysts' dashboard:                aiso dashboard""")
 
 
 def _progress(line: str) -> None:
