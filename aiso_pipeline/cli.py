@@ -82,6 +82,18 @@ def cmd_run(args) -> None:
     print(_summary(data))
 
 
+def _price_the_self_hosted_model(data: DataDir, valid_from) -> None:
+    """The demo's story: the self-hosted model is in no price table, so its calls load unpriced (never $0) and the
+    `unpriced_share` check fails, until the team adds its amortised GPU cost, valid from the demo's fourth day."""
+    from aiso_pipeline.generate.world import UNPRICED
+    from aiso_pipeline.ingest.prices import ensure_prices
+
+    ensure_prices(data)
+    with open(data.prices, "a") as f:
+        for model in UNPRICED:
+            f.write(f"{model},{valid_from.isoformat()},0.05,0.05,\n")
+
+
 def cmd_demo(args) -> None:
     from aiso_pipeline.generate import generate
     from aiso_pipeline.runner import run_days
@@ -94,6 +106,7 @@ def cmd_demo(args) -> None:
         start = end - timedelta(days=args.days - 1)
         print(f"generating sample data for {start} .. {end} (seed {args.seed}) ...", flush=True)
         generate(data.root, start, end, seed=args.seed)
+        _price_the_self_hosted_model(data, start + timedelta(days=3))
         days = _landing_days(data)
     print(f"running {len(days)} day(s) {days[0]} .. {days[-1]} through the Dagster assets ...", flush=True)
     run_days(data, days, log_level=args.log_level, progress=_progress)

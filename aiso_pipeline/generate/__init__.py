@@ -203,6 +203,7 @@ class _Generator:
             experiments=experiments,
             drift=dict(day=w.days[w.drift_day].isoformat(), model=MODEL_NAMES[DRIFT_MODEL],
                        columns=["prompt_chars", "language", "retrieved_docs", "input_tokens"], new_category="es"),
+            unknown_request_id_day=w.days[w.unknown_day].isoformat(),
             cost_spike=dict(day=w.days[w.spike_day].isoformat(), model=MODEL_NAMES[SPIKE_MODEL],
                             feature=FEATURES[SPIKE_FEATURE].name, input_tokens_factor=SPIKE_FACTOR[0],
                             output_tokens_factor=SPIKE_FACTOR[1]),

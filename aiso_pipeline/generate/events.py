@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .world import (CHAT, CONVERSION, DAY_MS, DRIFT_MODEL, EPOCH, FEATURES, HOUR_P, LANGUAGE_P,
-                    LANGUAGES, MODEL_NAMES, MODELS, SEARCH, SPIKE_FACTOR, SPIKE_FEATURE, SPIKE_MODEL, TAG_ANON,
+                    LANGUAGES, MODEL_NAMES, MODELS, RECS, SEARCH, SPIKE_FACTOR, SPIKE_FEATURE, SPIKE_MODEL, TAG_ANON,
                     TAG_MESSAGE, TAG_REQUEST, TAG_SESSION, TAG_UNKNOWN, TAG_VISITOR, UNPRICED, World, id_keys, mix)
 
 STATUSES = ("ok", "error", "timeout")
@@ -16,8 +16,9 @@ ERROR_TYPES = ("rate_limit_exceeded", "internal_server_error", "context_length_e
 APP_VERSIONS = ("2.3.1", "2.4.0", "2.4.1")
 TZ = ("Z", "+02:00", "-05:00", "+05:30", "+09:00")  # written suffix; code 0 is also used for epoch-ms rows
 TZ_MIN = np.array([0, 120, -300, 330, 540])
-EVENTS = ("Answer Accepted", "Task Completed", "Order Completed", "Page Viewed")
-ACCEPTED, TASK, ORDER, PAGE = range(4)
+EVENTS = ("Answer Accepted", "Task Completed", "Order Completed", "Page Viewed", "Answer Shown")
+ACCEPTED, TASK, ORDER, PAGE, SHOWN = range(5)
+SHOWN_LOST = 0.015  # instrumented features log `Answer Shown` with the request_id; the client loses a few
 PATHS = ("/", "/pricing", "/docs", "/search", "/account")
 ATTRIBUTION = ("request_id", "user_only", "unknown_request_id", "outside_window")
 
@@ -150,6 +151,8 @@ def product_events(w: World, inf: dict[str, np.ndarray], day_i: int, shard: int)
     delay = rng.lognormal(np.log([45e3, 600e3, 2400e3])[event], np.array([1.0, 1.2, 1.3])[event])
     delay = np.minimum(delay, 23 * 3_600_000)
     attribution = rng.choice(3, k, p=(0.84, 0.15, 0.01))
+    if day_i != w.unknown_day:  # unknown request ids only from the faulty client release (drawn all the same)
+        attribution[attribution == 2] = 0
     late = (attribution == 0) & (rng.random(k) < np.where(event == ORDER, 0.04, 0.01))
     attribution[late] = 3
     delay[late] = rng.uniform(25, 40, late.sum()) * 3_600_000  # past the 24 h attribution window
@@ -181,4 +184,19 @@ def product_events(w: World, inf: dict[str, np.ndarray], day_i: int, shard: int)
         path=np.r_[np.full(k, -1), rng.choice(len(PATHS), len(page))],
     )
     cols["session"][k + len(views):] = 0  # anonymous visitors have no session of a known user
-    return cols, np.r_[attribution, np.full(len(page), -1)]
+
+    # `Answer Shown` for every answer of the well-instrumented features (chat, search) carries its request_id, so
+    # their calls join to the user's session; recommendations never log it (the demo's under-instrumented feature).
+    # A separate random stream: the events above are drawn exactly as before.
+    rng3 = np.random.default_rng([w.seed, day_i, shard, 3])
+    shown = np.flatnonzero((f != RECS) & (rng3.random(n) >= SHOWN_LOST))
+    s_n = len(shown)
+    extra = dict(
+        mid=id_keys(w.seed, w.days[day_i], shard, m + s_n, TAG_MESSAGE)[m:],
+        ts=inf["ts"][shown] + rng3.lognormal(np.log(1500), 0.5, s_n).astype(np.int64),
+        epoch_ms=np.zeros(s_n, bool), tz=np.zeros(s_n, np.int8), tz_min=np.zeros(s_n, np.int16),
+        event=np.full(s_n, SHOWN), user=u[shown], anon=np.zeros(s_n, np.uint64), session=inf["session"][shown],
+        rid=inf["rid"][shown], revenue=np.full(s_n, np.nan), path=np.full(s_n, -1),
+    )
+    cols = {key: np.r_[cols[key], extra[key]] for key in cols}
+    return cols, np.r_[attribution, np.full(len(page), -1), np.zeros(s_n, attribution.dtype)]

@@ -133,9 +133,10 @@ class World:
     user_pro: np.ndarray
     user_region: np.ndarray
     variant: np.ndarray  # (experiment, user) -> variant index, sticky
-    leak: np.ndarray  # (experiment, user): a handful of users sometimes served the other variant
+    leak: np.ndarray  # (experiment, user): a handful of srm_test's users sometimes served the other variant
     drift_day: int  # day index from which DRIFT_MODEL's inputs shift
     spike_day: int  # day index of the token/cost spike
+    unknown_day: int  # day index of the client release that sends outcome events with unknown request ids
     decided: np.ndarray  # user has had the chat conversion decided (on their first chat session)
     converted: np.ndarray
     seen: np.ndarray  # (experiment, user, variant): variants each user was logged in
@@ -151,13 +152,14 @@ class World:
         leak = np.zeros((len(EXPERIMENTS), users), bool)
         for e in range(len(EXPERIMENTS)):
             leak[e, rng.choice(users, min(users, max(2, users // 500)), replace=False)] = True
+        leak[[e for e in range(len(EXPERIMENTS)) if e != RECS]] = False  # only srm_test's assignment is buggy
         return cls(
             seed=seed, days=days, users=users, user_p=p / p.sum(),
             user_lang=rng.choice(len(LANGUAGES), users, p=LANGUAGE_P),
             user_pro=rng.random(users) < 0.25,
             user_region=rng.choice(len(REGIONS), users, p=(0.5, 0.35, 0.15)),
             variant=variant, leak=leak,
-            drift_day=max(n // 2, n - 3), spike_day=n // 3,
+            drift_day=max(n // 2, n - 3), spike_day=n // 3, unknown_day=n // 4,
             decided=np.zeros(users, bool), converted=np.zeros(users, bool),
             seen=np.zeros((len(EXPERIMENTS), users, 2), bool),
         )
