@@ -33,6 +33,7 @@ def test_statuses_and_reasons_follow_the_declared_targets():
     assert [join.status(v) for v in (0.97, 0.95, 0.9, 0.8, 0.5, None)] == \
         ["pass", "pass", "warn", "warn", "fail", "n/a"]
     assert join.reason(0.401, "fail") == "join_rate 40.1% is below its target ≥ 95.0% and fails (< 80.0%)"
+    assert join.reason(0.9497, "warn").startswith("join_rate 94.970% is below its target ≥ 95.0%")
     errors = next(c for c in scorecard.checks() if c.name == "error_rate")
     assert [errors.status(v) for v in (0.01, 0.03, 0.06)] == ["pass", "warn", "fail"]
 

@@ -65,14 +65,17 @@ class Check:
             return f"{self.name} {_fmt(self.name, value)} meets {self.target()}"
         side = "below" if self.better == "higher" else "above"
         limit = self.limit()
-        return (f"{self.name} {_fmt(self.name, value)} is {side} its target {self.target()}"
+        shown = _fmt(self.name, value)
+        if shown == _fmt(self.name, self.pass_at):  # 94.97% is not "95.0% below 95.0%"
+            shown = _fmt(self.name, value, digits=3)
+        return (f"{self.name} {shown} is {side} its target {self.target()}"
                 + (f" (fails at {limit})" if status == "warn" else f" and fails ({limit})"))
 
 
-def _fmt(name: str, x) -> str:
+def _fmt(name: str, x, digits: int = 1) -> str:
     if name in ("join_rate", "error_rate", "fallback_rate", "experiment_power") or name.endswith("_trend") \
             or name == "worst_slice_gap":
-        return f"{x:+.1%}" if name.endswith("_trend") or name == "worst_slice_gap" else f"{x:.1%}"
+        return f"{x:+.{digits}%}" if name.endswith("_trend") or name == "worst_slice_gap" else f"{x:.{digits}%}"
     if name == "drift_detect_hours":
         return f"{x:.1f} h"
     if name == "ece":
