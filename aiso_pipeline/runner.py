@@ -158,3 +158,5 @@ def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
     if progress:
         progress(f"  publish: ok ({publication.seconds:.1f} s, {len(publication.partitions)} partition(s), "
                  f"{publication.rows:,} rows)")
+    from aiso_pipeline import dashboard
+    dashboard.refresh(data)

@@ -33,6 +33,8 @@ def world(tmp_path_factory):
     data = data_dir(tmp_path_factory.mktemp("dash") / "data")
     generate(data.root, START, END, seed=3, inferences_per_day=1200, users=300)
     run_days(data, [(START + dt.timedelta(days=i)).isoformat() for i in range(4)])
+    built_by_the_run = data.reports / "dashboard" / "index.html"  # every publish rebuilds the page
+    assert 'id="data"' in built_by_the_run.read_text()
     # as the README shows it: the venv's aiso, the venv not activated
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["PATH"] = "/usr/bin:/bin"

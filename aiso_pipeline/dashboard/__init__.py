@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import duckdb
 from aiso_pipeline.text import safe_slug
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 
 QUERIES = {
     # per day x model x feature: business and model KPIs, with the priced denominators the page re-aggregates
@@ -110,3 +112,13 @@ def build(warehouse: Path, out_dir: Path) -> Path:
     tmp.write_text(render(collect(warehouse), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
     tmp.replace(page)
     return page
+
+
+def refresh(data) -> Path | None:
+    """Rebuild reports/dashboard/index.html after a publish, so the page on disk follows the warehouse. A page that
+    cannot be built is logged and skipped: it never fails the run that published."""
+    try:
+        return build(data.warehouse, data.reports / "dashboard")
+    except Exception as e:  # noqa: BLE001 (the page is a convenience; the run's data are already published)
+        log.warning("the dashboard page was not rebuilt: %s", str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return None

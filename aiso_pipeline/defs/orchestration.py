@@ -383,3 +383,7 @@ def publish_warehouse(context: dg.RunStatusSensorContext, warehouse: WarehouseRe
         return dg.SkipReason("already published since this run finished")  # e.g. several successes in one tick
     path = publish(data)
     context.log.info(f"published {path} after run {context.dagster_run.run_id}")
+    from aiso_pipeline import dashboard
+    page = dashboard.refresh(data)
+    if page is not None:
+        context.log.info(f"dashboard page rebuilt: {page}")
