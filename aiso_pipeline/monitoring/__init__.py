@@ -9,7 +9,6 @@ Dagster wiring is aiso_pipeline/defs/monitoring.py; settings are monitoring/conf
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import duckdb

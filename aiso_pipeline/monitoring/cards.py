@@ -138,7 +138,7 @@ def write_cards(con: duckdb.DuckDBPyConnection, day: str, reports: Path, owners:
                 changes AS (
                     SELECT *, lag(decision) OVER (PARTITION BY experiment_id ORDER BY dt) AS before FROM primary_rows
                 )
-                SELECT dt, experiment_id, decision, reason, '../experiments/' || experiment_id || '.md'
+                SELECT dt, experiment_id, decision, reason
                 FROM changes WHERE before IS DISTINCT FROM decision ORDER BY dt DESC, experiment_id""",
                 [model, day]), "no experiment ran on this model", links={1: 4}),
             Section("Known issues (open anomalies)", ["kind", "feature", "metric", "value", "baseline", "severity"],
@@ -148,7 +148,7 @@ def write_cards(con: duckdb.DuckDBPyConnection, day: str, reports: Path, owners:
         ]
         # experiment ids are data: the link uses the report page's own safe file name
         log = sections[5]
-        log.rows = [(*r[:4], f"../experiments/{safe_slug(r[1])}.md") for r in log.rows]
+        log.rows = [(*r, f"../experiments/{safe_slug(r[1])}.md") for r in log.rows]
         stem = safe_slug(model)
         for suffix, text in ((".md", _markdown(model, header, sections)), (".html", _html(model, header, sections))):
             path = folder / f"{stem}{suffix}"
