@@ -109,7 +109,7 @@ def cmd_demo(args) -> None:
         _price_the_self_hosted_model(data, start + timedelta(days=3))
         days = _landing_days(data)
     print(f"running {len(days)} day(s) {days[0]} .. {days[-1]} through the Dagster assets ...", flush=True)
-    run_days(data, days, log_level=args.log_level, progress=_progress)
+    run_days(data, days, log_level=args.log_level, progress=_progress, replay=True)
     _write_dotenv(data)
     print(f"""done. Outputs:
   warehouse (open read-only): {data.warehouse}

@@ -7,7 +7,7 @@ import shutil
 import sys
 import time
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Iterator
 
 import dagster as dg
@@ -99,18 +99,38 @@ def reclaim_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     return [run.run_id for run in dead]
 
 
-def run_days(data: DataDir, days: list[str], log_level: str = "CRITICAL", progress=None) -> None:
+# When a replayed night's nightly starts: 02:00 UTC after the day, the default schedule's tick
+REPLAY_TICK = timedelta(days=1, hours=2)
+
+
+def replay_tags(job_name: str, day: str) -> dict[str, str]:
+    """The tags that make a run of `day` stamp its detections as the nightly would have: the seconds from now to
+    02:00 UTC after the day (the anomalies asset reads them). Only the jobs that judge the day's anomalies need it."""
+    from aiso_pipeline.defs.anomalies import CLOCK_OFFSET_TAG
+
+    if job_name not in ("nightly", "marts"):
+        return {}
+    tick = datetime.combine(date.fromisoformat(day), datetime.min.time(), timezone.utc) + REPLAY_TICK
+    return {CLOCK_OFFSET_TAG: f"{(tick - datetime.now(timezone.utc)).total_seconds():.3f}"}
+
+
+def run_days(data: DataDir, days: list[str], log_level: str = "CRITICAL", progress=None,
+             replay: bool = False) -> None:
     """The nightly run for each day, then publish warehouse.duckdb for analysts.
+
+    `replay` (the demo) runs past days as their nightly would have: anomalies are stamped detected at 02:00 UTC
+    after their day plus the run's own time, so the demo's drift detection delay reads as it would on the schedule
+    (a backfill otherwise measures from when it ran).
 
     A single day runs the `nightly` job. A range runs `ingest` for every day, then `marts` for every day, so each
     day's outcomes see the next day's product events. Earlier days whose outcome window was still open when last
     joined get `refresh_outcomes` after the ingest and before the marts. One at a time per data directory.
     """
     with run_lock(data):
-        _run_days(data, days, log_level, progress)
+        _run_days(data, days, log_level, progress, replay)
 
 
-def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
+def _run_days(data: DataDir, days: list[str], log_level: str, progress, replay: bool) -> None:
     from aiso_pipeline.definitions import defs
     from aiso_pipeline.defs.resources import DAILY
     from aiso_pipeline.outcomes import open_days
@@ -132,7 +152,7 @@ def _run_days(data: DataDir, days: list[str], log_level: str, progress) -> None:
         started = time.perf_counter()
         result = defs.resolve_job_def(job_name).execute_in_process(
             partition_key=day, instance=instance, raise_on_error=False, run_config=run_config,
-            tags={CLI_TAG: "cli"})
+            tags={CLI_TAG: "cli", **(replay_tags(job_name, day) if replay else {})})
         if not result.success:
             if _interrupted(result):  # SIGTERM or Ctrl-C reached a step: the run stops, as the user asked
                 raise KeyboardInterrupt

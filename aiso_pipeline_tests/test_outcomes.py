@@ -111,6 +111,19 @@ def test_unknown_request_id_is_counted_and_never_falls_back_to_last_touch(data):
     assert got["outcomes_unattributed_events"][:3] == (False, "WARN", 1)
 
 
+def test_late_feedback_on_an_older_call_is_outside_the_window_not_unknown(data):
+    """An event naming a call logged 3 days earlier (beyond the 1 day the join reads) is late feedback, not an
+    instrumentation bug: `outside_window`; an id logged nowhere in the 8 days before is `unknown_request_id`."""
+    day3 = "2025-06-04"
+    load(data, {D: [inference("old", user_id="u1")], day3: [inference("r3", user_id="u3")]},
+         {day3: [product("late", request_id="old", user_id="u1", timestamp="2025-06-04T12:00:00Z"),
+                 product("ghost", request_id="never-logged", user_id="u3", timestamp="2025-06-04T12:00:00Z")]})
+    build(data, dt=day3)
+    got = checks(data, dt=day3)
+    assert got["outcomes_unknown_request_id"][:3] == (False, "WARN", 1)
+    assert "1 unknown request_id, 1 outside the window" in got["outcomes_unattributed_events"][3]
+
+
 def test_late_event_reopens_a_closed_looking_partition(data):
     load(data, {D: [inference("r1", user_id="u1", timestamp="2025-06-01T22:00:00Z")]},
          {D: [product("m0", user_id="other")], D1: [product("m1", user_id="other", timestamp="2025-06-02T12:00:00Z")],

@@ -1,6 +1,7 @@
 """marts.scorecard: figures from the day's marts, statuses against scorecard.yaml, the visibility score formula."""
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -53,9 +54,21 @@ def test_readme_table_of_checks_is_generated_from_the_declaration():
 
 
 def _marts(con, day: date, model: str, *, cost=10.0, cps=0.02, cpc=0.5, requests=1000.0, error=0.01,
-           fallback=0.05, joined=0.97, ece=None, gap=None):
-    """One model's day in the marts the scorecard reads, two features with the given figures."""
-    for feature, share in (("chat", 0.75), ("search", 0.25)):
+           fallback=0.05, joined=0.97, ece=None, gap=None, search_joined=None, tiny_joined=None, successes=2000,
+           conversions=400):
+    """One model's day in the marts the scorecard reads, two features with the given figures (search's join rate
+    apart when given), and a third with 4% of the calls when `tiny_joined` is given; its joined calls hold
+    `successes` and `conversions` (weight 1: the effective counts the cost trends' noise rests on)."""
+    con.execute("""INSERT INTO marts.joined_outcomes (request_id, dt, "timestamp", model, weight, has_outcome,
+                   events_attributed, success, converted, revenue, window_closed)
+                   SELECT ? || i, ?, ?::TIMESTAMPTZ, ?, 1, true, 1, i < ?, i < ?, 0, true
+                   FROM range(?) AS t(i)""",
+                [f"{model}-{day}-", day, f"{day} 12:00:00+00", model, successes, conversions,
+                 max(successes, conversions)])
+    shares = (("chat", 0.75), ("search", 0.25)) if tiny_joined is None else \
+        (("chat", 0.71), ("search", 0.25), ("tiny", 0.04))
+    for feature, share in shares:
+        j = {"search": search_joined, "tiny": tiny_joined}.get(feature) or joined
         con.execute("""INSERT INTO marts.cost_daily (dt, model, feature, requests, request_rows, cost_usd,
                        cost_per_success, cost_per_conversion, error_rate, fallback_rate, window_closed,
                        unpriced_requests, successes, conversions, revenue)
@@ -63,7 +76,7 @@ def _marts(con, day: date, model: str, *, cost=10.0, cps=0.02, cpc=0.5, requests
                     [day, model, feature, requests * share, cost * share, cps, cpc, error, fallback])
         con.execute("""INSERT INTO marts.outcome_coverage (dt, model, feature, inferences, joined, join_rate,
                        inference_rows, joined_rows, window_closed) VALUES (?, ?, ?, ?, ?, ?, 1, 1, true)""",
-                    [day, model, feature, requests * share, requests * share * joined, joined])
+                    [day, model, feature, requests * share, requests * share * j, j])
     if ece is not None:
         con.execute("INSERT INTO marts.calibration (dt, model, feature, n, calls, ece, window_closed) "
                     "VALUES (?, ?, 'chat', 300, 300, ?, true), (?, ?, 'search', 100, 100, ?, true)",
@@ -83,34 +96,50 @@ def test_figures_come_from_the_days_marts_and_trends_from_the_trailing_week(tmp_
         monitoring.ensure_tables(con)
         anomalies.ensure_table(con)
         experiments.ensure_tables(con)
-        for i in range(7, 0, -1):  # a week at 0.02 per success, then today 25% dearer
+        for i in range(7, 0, -1):  # a week at 0.02 per success, then today 22.5% dearer; m3: 4 conversions a day
             _marts(con, DT - timedelta(days=i), "m1")
+            _marts(con, DT - timedelta(days=i), "m3", conversions=4)
             scorecard.build(con, str(DT - timedelta(days=i)))
-        _marts(con, DT, "m1", cps=0.025, joined=0.9, ece=0.03, gap=-0.06, error=0.03)
+        _marts(con, DT, "m1", cps=0.0245, joined=0.9, ece=0.03, gap=-0.06, error=0.03, search_joined=0.7,
+               tiny_joined=0.1)
         _marts(con, DT, "m2", joined=0.5)
+        _marts(con, DT, "m3", cpc=0.8, conversions=4)  # today 60% dearer per conversion
         con.execute("""INSERT INTO marts.anomalies (dt, kind, model, metric, severity, anomaly_id, detected_at)
                        VALUES (?, 'spike', 'm1', 'cost_usd', 'warning', 'a1', now())""", [DT])
         rows = scorecard.build(con, str(DT)).set_index("model")
         checks = con.execute("SELECT model, check_name, status, reason FROM marts.scorecard_checks WHERE dt = ?",
                              [DT]).df()
     m1 = rows.loc["m1"]
-    assert m1.join_rate == pytest.approx(0.9)
-    assert m1.cost_per_success == pytest.approx(0.025)
-    assert m1.cost_per_success_trend == pytest.approx(0.25)
+    assert m1.join_rate == pytest.approx(0.71 * 0.9 + 0.25 * 0.7 + 0.04 * 0.1)
+    # the least-joined feature with >= 5% of the calls: search (tiny's 4% is left out)
+    assert m1.feature_join_rate == pytest.approx(0.7) and m1.worst_join_feature == "search"
+    assert m1.cost_per_success == pytest.approx(0.0245)
+    assert m1.cost_per_success_trend == pytest.approx(0.225)
     assert m1.ece == pytest.approx((300 * 0.03 + 100 * 0.07) / 400)  # weighted by n
     assert m1.worst_slice_gap == pytest.approx(-0.06) and m1.worst_slice == "chat features.language=es"
     assert m1.open_anomalies == 1 and m1.error_rate == pytest.approx(0.03)
     statuses = {c.name: m1[f"{c.name}_status"] for c in scorecard.checks()}
-    assert statuses == {"join_rate": "warn", "drift_detect_hours": "n/a", "experiment_power": "n/a",
+    assert statuses == {"join_rate": "warn", "feature_join_rate": "fail", "drift_detect_hours": "n/a", "experiment_power": "n/a",
                         "cost_per_success_trend": "warn", "cost_per_conversion_trend": "pass",
                         "latency_p95_trend": "n/a", "error_rate": "warn", "fallback_rate": "pass", "ece": "pass",
                         "worst_slice_gap": "fail", "open_anomalies": "warn"}
     assert m1.visibility_score == pytest.approx(scorecard.score(statuses))
-    assert m1.failing == "worst_slice_gap"
+    assert m1.failing == "feature_join_rate, worst_slice_gap"
+    reason = checks[(checks.model == "m1") & (checks.check_name == "feature_join_rate")].reason.iloc[0]
+    assert reason == "feature_join_rate 70.0% (search) is below its target ≥ 95.0% and fails (< 80.0%)"
     m2 = rows.loc["m2"]
     assert m2.join_rate_status == "fail" and "join_rate 50.0% is below its target ≥ 95.0%" in \
         checks[(checks.model == "m2") & (checks.check_name == "join_rate")].reason.iloc[0]
     assert m2.cost_per_success_trend_status == "n/a"  # no history yet for m2
+    # judged net of noise: m1's +22.5% on 2,000 successes (14,000 in the week before) is still a warning ...
+    se = math.sqrt(1 / 2000 + 1 / 14000)
+    assert 1.225 * math.exp(-1.645 * se) - 1 == pytest.approx(0.1778, abs=1e-4)  # between +10% and +25%: warn
+    # ... m3's +60% on 4 conversions a day is within noise: (1.6) e^(-1.645 sqrt(1/4 + 1/28)) - 1 = -33.6%
+    m3 = rows.loc["m3"]
+    assert m3.cost_per_conversion_trend == pytest.approx(0.6)
+    assert m3.cost_per_conversion_trend_status == "pass"
+    reason = checks[(checks.model == "m3") & (checks.check_name == "cost_per_conversion_trend")].reason.iloc[0]
+    assert reason == "cost_per_conversion_trend +60.0% judged at -33.6% net of noise meets ≤ +10.0%"
 
 
 def test_the_asset_materializes_with_the_failing_cells(tmp_path):

@@ -136,9 +136,11 @@ def _drift_columns(con: duckdb.DuckDBPyConnection, dt: str, present: bool) -> No
 
 
 def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thresholds(),
-           monitoring: MonitoringConfig = MonitoringConfig()) -> DetectSummary:
+           monitoring: MonitoringConfig = MonitoringConfig(), clock_offset_seconds: float = 0.0) -> DetectSummary:
     """Replace marts.anomalies for day `dt` (one transaction): idempotent, and ids are stable across reruns.
-    `monitoring` (reference/monitoring.yaml) gives the drift alert level and the columns' weights."""
+    `monitoring` (reference/monitoring.yaml) gives the drift alert level and the columns' weights.
+    `clock_offset_seconds` shifts the clock that stamps detected_at (a replay of past nights, see
+    `runner.replay_tags`); 0 is the wall clock."""
     t = thresholds
     ensure_table(con)
     present = _tables(con)
@@ -146,7 +148,7 @@ def detect(con: duckdb.DuckDBPyConnection, dt: str, thresholds: Thresholds = Thr
               "min_history_days": t.min_history_days, "min_requests": t.min_requests, "warn_z": t.warn_z,
               "critical_z": t.critical_z, "drift_critical_share": t.drift_critical_share,
               "drift_critical_score": t.drift_critical_score, "drift_episode_days": t.drift_episode_days,
-              "drift_alert_alpha": monitoring.drift_alert_alpha}
+              "drift_alert_alpha": monitoring.drift_alert_alpha, "clock_offset_seconds": float(clock_offset_seconds)}
     warehouse.run(con, f"{SQL}/prepare.sql")
     con.execute("""CREATE OR REPLACE TEMP TABLE _anomaly_rules (metric VARCHAR, direction VARCHAR, abs_floor DOUBLE,
                    rel_floor DOUBLE, noise VARCHAR, volume_gated BOOLEAN, needs_closed_window BOOLEAN)""")

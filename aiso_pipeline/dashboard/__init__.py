@@ -36,7 +36,8 @@ QUERIES = {
                ON o.dt = c.dt AND o.model = c.model AND o.feature IS NOT DISTINCT FROM c.feature
         ORDER BY c.dt, c.model, c.feature""",
     "scorecard": """
-        SELECT dt, model, visibility_score, failing, join_rate, join_rate_status, ece, ece_status, error_rate,
+        SELECT dt, model, visibility_score, failing, join_rate, join_rate_status, feature_join_rate,
+               feature_join_rate_status, worst_join_feature, ece, ece_status, error_rate,
                error_rate_status, experiment_power, experiment_power_status, drift_detect_hours,
                drift_detect_hours_status, worst_slice_gap, worst_slice_gap_status, open_anomalies,
                open_anomalies_status, cost_per_success, cost_per_conversion

@@ -10,6 +10,9 @@ UPSTREAM = [dg.AssetKey(["marts", "cost_daily"]), dg.AssetKey(["marts", "outcome
             dg.AssetKey(["marts", "drift_summary"]), dg.AssetKey(["marts", "drift_metrics"]),
             dg.AssetKey(["marts", "calibration"]), dg.AssetKey(["marts", "slice_metrics"])]
 DEFAULTS = anomalies.Thresholds()
+# A replay of past nights (`aiso demo`) tags each run with the seconds from now to the moment its nightly would have
+# started, so detected_at (and the drift detection delay) read as they would have on the schedule.
+CLOCK_OFFSET_TAG = "aiso/clock_offset_seconds"
 
 
 class AnomalySettings(dg.Config):
@@ -49,8 +52,9 @@ def marts_anomalies(context: dg.AssetExecutionContext, config: AnomalySettings,
     thresholds = anomalies.Thresholds(**config.model_dump())
     dt = context.partition_key
     monitoring_config = monitoring.load(warehouse.data())
+    clock_offset = float(context.run.tags.get(CLOCK_OFFSET_TAG, 0.0))
     with warehouse.connect() as con:
-        s = anomalies.detect(con, dt, thresholds, monitoring_config)
+        s = anomalies.detect(con, dt, thresholds, monitoring_config, clock_offset_seconds=clock_offset)
         meta = table_metadata(con, "marts.anomalies", dt)
         found = con.execute(
             """SELECT severity, kind, model, feature, metric, value, baseline, z_score FROM marts.anomalies

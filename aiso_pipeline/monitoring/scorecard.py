@@ -26,11 +26,12 @@ from aiso_pipeline import warehouse
 HERE = Path(__file__).resolve().parent
 SQL = "monitoring/sql"
 TREND_DAYS = 7
+NOISE_Z = 1.645  # one-sided 95%: a trend fails only when even its lower bound is past the limit
 DEFAULT_MDE = 0.05  # the target lift an experiment's power is judged at when its registry sets none
 CREDIT = {"pass": 1.0, "warn": 0.5, "fail": 0.0}
 TREND_OF = {"cost_per_success_trend": "cost_per_success", "cost_per_conversion_trend": "cost_per_conversion",
             "latency_p95_trend": "latency_p95_ms"}
-FIGURES = ("requests", "cost_usd", "join_rate", "drift_detect_hours", "experiment_power", "cost_per_success",
+FIGURES = ("requests", "cost_usd", "join_rate", "feature_join_rate", "drift_detect_hours", "experiment_power", "cost_per_success",
            "cost_per_conversion", "latency_p95_ms", "error_rate", "fallback_rate", "ece", "worst_slice_gap",
            "open_anomalies", "cost_per_success_trend", "cost_per_conversion_trend", "latency_p95_trend")
 
@@ -43,6 +44,15 @@ class Check:
     warn_at: float
     weight: float
     source: str
+    subject: str | None = None  # the scorecard column naming what the figure is about (a feature, a slice)
+    noise: str | None = None  # trends: the column of effective counts the figure rests on
+
+    def bound(self, trend: float | None, n_day: float, n_trailing: float) -> float | None:
+        """The trend's one-sided 95% lower bound: a ratio of costs over counts, each count Poisson-like, so its
+        log has standard error sqrt(1/n_day + 1/n_trailing) (cost sums are nearly exact)."""
+        if trend is None or not (n_day > 0 and n_trailing > 0):
+            return None if trend is None or self.noise else trend
+        return (1 + trend) * math.exp(-NOISE_Z * math.sqrt(1 / n_day + 1 / n_trailing)) - 1
 
     def status(self, value) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -58,22 +68,29 @@ class Check:
         """Where it fails."""
         return f"{'<' if self.better == 'higher' else '>'} {_fmt(self.name, self.warn_at)}"
 
-    def reason(self, value, status: str) -> str:
+    def reason(self, value, status: str, about: str | None = None, judged: float | None = None) -> str:
         if status == "n/a":
             return f"{self.name}: not measured this day"
+        of = f" ({about})" if about else ""
+        if judged is not None and judged != value:
+            of += f" judged at {_fmt(self.name, judged)} net of noise"
         if status == "pass":
-            return f"{self.name} {_fmt(self.name, value)} meets {self.target()}"
+            return f"{self.name} {_fmt(self.name, value)}{of} meets {self.target()}"
         side = "below" if self.better == "higher" else "above"
         limit = self.limit()
         shown = _fmt(self.name, value)
         if shown == _fmt(self.name, self.pass_at):  # 94.97% is not "95.0% below 95.0%"
             shown = _fmt(self.name, value, digits=3)
-        return (f"{self.name} {shown} is {side} its target {self.target()}"
+        return (f"{self.name} {shown}{of} is {side} its target {self.target()}"
                 + (f" (fails at {limit})" if status == "warn" else f" and fails ({limit})"))
 
 
+def _number(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else float(v)
+
+
 def _fmt(name: str, x, digits: int = 1) -> str:
-    if name in ("join_rate", "error_rate", "fallback_rate", "experiment_power") or name.endswith("_trend") \
+    if name in ("join_rate", "feature_join_rate", "error_rate", "fallback_rate", "experiment_power") or name.endswith("_trend") \
             or name == "worst_slice_gap":
         return f"{x:+.{digits}%}" if name.endswith("_trend") or name == "worst_slice_gap" else f"{x:.{digits}%}"
     if name == "drift_detect_hours":
@@ -93,7 +110,7 @@ def checks() -> tuple[Check, ...]:
         if (spec["pass"] < spec["warn"]) if spec["better"] == "higher" else (spec["pass"] > spec["warn"]):
             raise ValueError(f"monitoring/scorecard.yaml: check {name}: pass must be on the better side of warn")
         out.append(Check(name, spec["better"], float(spec["pass"]), float(spec["warn"]), float(spec["weight"]),
-                         spec["source"]))
+                         spec["source"], spec.get("subject"), spec.get("noise")))
     return tuple(out)
 
 
@@ -138,7 +155,7 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
         fig = con.execute("SELECT * FROM _sc_figures ORDER BY model").df()
         xp = con.execute("SELECT * FROM _sc_experiments").df()
         history = con.execute(
-            f"""SELECT model, {', '.join(TREND_OF.values())} FROM marts.scorecard
+            f"""SELECT model, {', '.join(TREND_OF.values())}, successes_eff, conversions_eff FROM marts.scorecard
                 WHERE dt BETWEEN ?::DATE - {TREND_DAYS} AND ?::DATE - 1""", [dt, dt]).df()
     except BaseException:
         for table in ("_sc_figures", "_sc_experiments", "_sc_model_experiments"):
@@ -146,12 +163,15 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
         raise
     con.execute("DROP TABLE IF EXISTS _sc_figures")
     con.execute("DROP TABLE IF EXISTS _sc_experiments")
-    power = {}
+    power, weakest = {}, {}
     for model, g in xp.groupby("model"):
-        power[model] = min(power_at(t if t == t and t else DEFAULT_MDE, m, a if a == a else 0.05)
-                           for m, t, a in zip(g.mde, g.target_mde, g.alpha))
+        power[model], weakest[model] = min(
+            (power_at(t if t == t and t else DEFAULT_MDE, m, a if a == a else 0.05), x)
+            for m, t, a, x in zip(g.mde, g.target_mde, g.alpha, g.experiment_id))
     fig["experiment_power"] = fig.model.map(power).astype(float)
+    fig["underpowered_experiment"] = fig.model.map(weakest)
     medians = history.groupby("model").median(numeric_only=True)
+    trailing = history.groupby("model")[["successes_eff", "conversions_eff"]].sum()
     for trend, base in TREND_OF.items():
         ref = fig.model.map(medians[base]) if base in medians else np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,14 +180,19 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
     for i, row in fig.iterrows():
         statuses = {}
         for c in checks():
-            value = row[c.name]
-            value = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-            status = c.status(value)
+            value = _number(row[c.name])
+            judged = value
+            if c.noise:
+                n_trailing = trailing[c.noise].get(row.model, 0.0) if c.noise in trailing else 0.0
+                judged = c.bound(value, _number(row[c.noise]) or 0.0, float(n_trailing))
+            status = c.status(judged)
             statuses[c.name] = status
             fig.loc[i, f"{c.name}_status"] = status
+            about = row[c.subject] if c.subject else None
             long_rows.append({"dt": dt, "model": row.model, "check_name": c.name, "value": value,
                               "target": c.target(), "status": status, "weight": c.weight,
-                              "reason": c.reason(value, status)})
+                              "reason": c.reason(value, status, about if isinstance(about, str) else None,
+                                                 judged)})
         fig.loc[i, "visibility_score"] = score(statuses)
         fails = [c.name for c in checks() if statuses[c.name] == "fail"]
         fig.loc[i, "failing"] = ", ".join(fails)

@@ -1,12 +1,14 @@
 -- Replace partition $dt of marts.anomalies (run inside one transaction). anomaly_id is a hash of what the anomaly
--- is about, so a rerun keeps the ids (alerts are not sent twice) and the first detected_at.
+-- is about, so a rerun keeps the ids (alerts are not sent twice) and the first detected_at. detected_at is the run's
+-- clock: now, shifted by $clock_offset_seconds when a replay (`aiso demo`) runs a past night as its nightly would have.
 CREATE OR REPLACE TEMP TABLE _anomaly_prev AS
 SELECT anomaly_id, detected_at FROM marts.anomalies WHERE dt = $dt::DATE;
 
 DELETE FROM marts.anomalies WHERE dt = $dt::DATE;
 
 INSERT INTO marts.anomalies BY NAME
-SELECT f.*, coalesce(p.detected_at, current_timestamp) AS detected_at
+SELECT f.*, coalesce(p.detected_at, current_timestamp + to_microseconds(CAST($clock_offset_seconds * 1e6 AS BIGINT)))
+       AS detected_at
 FROM (
     SELECT *, left(md5(concat_ws('|', CAST(dt AS VARCHAR), kind, model, coalesce(feature, ''), metric)), 16)
               AS anomaly_id

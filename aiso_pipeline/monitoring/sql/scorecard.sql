@@ -20,6 +20,17 @@ coverage AS (
     WHERE dt = $dt::DATE
     GROUP BY model
 ),
+feature_coverage AS (
+    -- the least-joined feature of each model, among those with at least 5% of its calls
+    SELECT model, min(join_rate) AS feature_join_rate, arg_min(feature, join_rate) AS worst_join_feature
+    FROM (SELECT model, coalesce(feature, '(none)') AS feature, sum(joined) / nullif(sum(inferences), 0) AS join_rate,
+                 sum(inferences) / nullif(sum(sum(inferences)) OVER (PARTITION BY model), 0) AS share
+          FROM marts.outcome_coverage
+          WHERE dt = $dt::DATE
+          GROUP BY model, coalesce(feature, '(none)'))
+    WHERE share >= 0.05
+    GROUP BY model
+),
 calibration AS (
     SELECT model, sum(n * ece) / nullif(sum(n), 0) AS ece
     FROM marts.calibration
@@ -48,6 +59,17 @@ episodes AS (
     WHERE kind = 'drift' AND dt BETWEEN $dt::DATE - 6 AND $dt::DATE AND episode_start = dt
     GROUP BY model
 ),
+counts AS (
+    -- effective numbers of successes and conversions (Kish: (sum w)^2 / sum w^2), the noise of the cost trends
+    SELECT model,
+           power(sum(weight) FILTER (WHERE success), 2) / nullif(sum(weight * weight) FILTER (WHERE success), 0)
+               AS successes_eff,
+           power(sum(weight) FILTER (WHERE converted), 2) / nullif(sum(weight * weight) FILTER (WHERE converted), 0)
+               AS conversions_eff
+    FROM marts.joined_outcomes
+    WHERE dt = $dt::DATE
+    GROUP BY model
+),
 latency AS (
     SELECT model, latency_ms, sum(weight) AS weight
     FROM marts.joined_outcomes
@@ -63,17 +85,21 @@ p95 AS (
           FROM latency)
     GROUP BY model
 )
-SELECT c.model, c.requests, c.cost_usd, c.window_closed, v.join_rate, c.cost_per_success, c.cost_per_conversion,
+SELECT c.model, c.requests, c.cost_usd, c.window_closed, v.join_rate, f.feature_join_rate, f.worst_join_feature,
+       c.cost_per_success, c.cost_per_conversion,
        p.latency_p95_ms, c.error_rate, c.fallback_rate, k.ece, s.worst_slice_gap, s.worst_slice,
        coalesce(s.worse_slices, 0) AS worse_slices, coalesce(a.open_anomalies, 0) AS open_anomalies,
-       coalesce(a.critical_anomalies, 0) AS critical_anomalies, e.drift_detect_hours, e.drift_episode_start
+       coalesce(a.critical_anomalies, 0) AS critical_anomalies, e.drift_detect_hours, e.drift_episode_start,
+       coalesce(n.successes_eff, 0) AS successes_eff, coalesce(n.conversions_eff, 0) AS conversions_eff
 FROM cost AS c
 LEFT JOIN coverage AS v USING (model)
+LEFT JOIN feature_coverage AS f USING (model)
 LEFT JOIN calibration AS k USING (model)
 LEFT JOIN slices AS s USING (model)
 LEFT JOIN anomalies AS a USING (model)
 LEFT JOIN episodes AS e USING (model)
-LEFT JOIN p95 AS p USING (model);
+LEFT JOIN p95 AS p USING (model)
+LEFT JOIN counts AS n USING (model);
 
 -- Experiments on each model that day (kept in marts.model_experiments by scorecard.py), and those still running
 -- with their primary metric's readout (power in Python).

@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS marts.scorecard_checks (
     reason      VARCHAR
 );
 
+ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS feature_join_rate DOUBLE;  -- its least-joined feature (>= 5%)
+ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS worst_join_feature VARCHAR;
+ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS feature_join_rate_status VARCHAR;
+ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS underpowered_experiment VARCHAR;  -- the one experiment_power is
+ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS successes_eff DOUBLE;    -- effective counts (Kish), the noise of
+ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS conversions_eff DOUBLE;  -- the cost trends
+
 -- Which experiments ran on which model, per day (the model cards' decision log reads its history).
 CREATE TABLE IF NOT EXISTS marts.model_experiments (
     dt            DATE NOT NULL,

@@ -1,7 +1,9 @@
 -- Why product events of partition D went unattributed → quality.check_results (WARN, run inside the write
 -- transaction). An event of day D can only belong to an inference of partitions D-k .. D, so those are
--- the only ones read: `unknown_request_id` means the named request_id is not among them (an older inference
--- would be outside the window anyway). Mirrors the attribution rules of joined_attribute.sql.
+-- the only ones joined. An event naming a request_id that is not among them is looked up in the 7 partitions
+-- before: found there, it is `outside_window` (late feedback on an older call); found nowhere, `unknown_request_id`
+-- (an id that was never logged, or whose call was quarantined or is older than that: a fixed look-back, so the
+-- check's cost does not grow with history). Mirrors the attribution rules of joined_attribute.sql.
 CREATE OR REPLACE TEMP TABLE _jo_check AS
 WITH ev AS (
     SELECT "timestamp" AS ts, user_id, nullif(request_id, '') AS request_id
@@ -13,13 +15,24 @@ inf AS (
     FROM raw.inference_events
     WHERE dt BETWEEN $dt::DATE - $days AND $dt::DATE                -- DuckDB: DATE - INTEGER subtracts days
 ),
-direct AS (
-    SELECT CASE WHEN inf.request_id IS NULL THEN 'unknown_request_id'
-                WHEN ev.ts BETWEEN inf.ts AND inf.ts + $window THEN 'attributed'
-                ELSE 'outside_window' END AS outcome
+matched AS (
+    SELECT ev.request_id, inf.request_id IS NOT NULL AS found, ev.ts BETWEEN inf.ts AND inf.ts + $window AS inside
     FROM ev
     LEFT JOIN inf ON inf.request_id = ev.request_id
     WHERE ev.request_id IS NOT NULL
+),
+older AS (
+    SELECT DISTINCT request_id
+    FROM raw.inference_events
+    WHERE dt BETWEEN $dt::DATE - $days - 7 AND $dt::DATE - $days - 1
+      AND request_id IN (SELECT request_id FROM matched WHERE NOT found)
+),
+direct AS (
+    SELECT CASE WHEN m.inside THEN 'attributed'
+                WHEN m.found OR o.request_id IS NOT NULL THEN 'outside_window'
+                ELSE 'unknown_request_id' END AS outcome
+    FROM matched AS m
+    LEFT JOIN older AS o ON NOT m.found AND o.request_id = m.request_id
 ),
 last_touch AS (
     -- DuckDB ASOF JOIN, as in joined_attribute.sql. Only how far back the latest inference is matters here, so
@@ -54,7 +67,7 @@ SELECT $dt::DATE AS dt, 'marts.joined_outcomes' AS asset, 'outcomes_unknown_requ
        unknown_request_id = 0 AS passed, 'WARN' AS severity, unknown_request_id AS observed_value,
        '= 0' AS threshold,
        printf('%d of %d product events of %s name a request_id that is not a loaded inference of the %d day(s) '
-              'before', unknown_request_id, events, $dt, $days) AS details,
+              'before (never logged, quarantined, or older)', unknown_request_id, events, $dt, $days + 7) AS details,
        current_timestamp AS checked_at
 FROM _jo_check
 UNION ALL
