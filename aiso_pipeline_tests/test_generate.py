@@ -211,7 +211,8 @@ def test_experiment_registry(mixed):
     for e in registry:
         assert {"id", "control", "weights", "primary_metric", "guardrails", "mde", "start"} <= set(e)
         assert e["control"] in e["weights"] and sum(e["weights"].values()) == pytest.approx(1)
-        assert e["primary_metric"] == "conversion_rate" and e["start"] == START
+        assert e["primary_metric"] in ("conversion_rate", "success_rate") and e["start"] == START
+        assert 0 < e["mde"] <= 0.5
         assert set(e["guardrails"]) == {"latency_ms", "cost_per_user", "error_rate"}
 
 

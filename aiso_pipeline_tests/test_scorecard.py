@@ -96,14 +96,16 @@ def test_figures_come_from_the_days_marts_and_trends_from_the_trailing_week(tmp_
         monitoring.ensure_tables(con)
         anomalies.ensure_table(con)
         experiments.ensure_tables(con)
-        for i in range(7, 0, -1):  # a week at 0.02 per success, then today 22.5% dearer; m3: 4 conversions a day
-            _marts(con, DT - timedelta(days=i), "m1")
-            _marts(con, DT - timedelta(days=i), "m3", conversions=4)
+        for i in range(7, 0, -1):  # a week at 0.02 per success, then today 22.5% dearer; m3: 40 conversions a
+            _marts(con, DT - timedelta(days=i), "m1")  # day, m4: 4
+            _marts(con, DT - timedelta(days=i), "m3", conversions=40)
+            _marts(con, DT - timedelta(days=i), "m4", conversions=4)
             scorecard.build(con, str(DT - timedelta(days=i)))
         _marts(con, DT, "m1", cps=0.0245, joined=0.9, ece=0.03, gap=-0.06, error=0.03, search_joined=0.7,
                tiny_joined=0.1)
         _marts(con, DT, "m2", joined=0.5)
-        _marts(con, DT, "m3", cpc=0.8, conversions=4)  # today 60% dearer per conversion
+        _marts(con, DT, "m3", cpc=0.8, conversions=40)  # today 60% dearer per conversion
+        _marts(con, DT, "m4", cpc=5.0, conversions=4)  # ten times dearer on 4 conversions
         con.execute("""INSERT INTO marts.anomalies (dt, kind, model, metric, severity, anomaly_id, detected_at)
                        VALUES (?, 'spike', 'm1', 'cost_usd', 'warning', 'a1', now())""", [DT])
         rows = scorecard.build(con, str(DT)).set_index("model")
@@ -134,12 +136,18 @@ def test_figures_come_from_the_days_marts_and_trends_from_the_trailing_week(tmp_
     # judged net of noise: m1's +22.5% on 2,000 successes (14,000 in the week before) is still a warning ...
     se = math.sqrt(1 / 2000 + 1 / 14000)
     assert 1.225 * math.exp(-1.645 * se) - 1 == pytest.approx(0.1778, abs=1e-4)  # between +10% and +25%: warn
-    # ... m3's +60% on 4 conversions a day is within noise: (1.6) e^(-1.645 sqrt(1/4 + 1/28)) - 1 = -33.6%
+    # ... m3's +60% on 40 conversions (280 in the week) is +21.2% net of noise: (1.6) e^(-1.645 sqrt(1/40 +
+    # 1/280)) - 1, a warning, not a failure
     m3 = rows.loc["m3"]
     assert m3.cost_per_conversion_trend == pytest.approx(0.6)
-    assert m3.cost_per_conversion_trend_status == "pass"
+    assert m3.cost_per_conversion_trend_status == "warn"
     reason = checks[(checks.model == "m3") & (checks.check_name == "cost_per_conversion_trend")].reason.iloc[0]
-    assert reason == "cost_per_conversion_trend +60.0% judged at -33.6% net of noise meets ≤ +10.0%"
+    assert reason.startswith("cost_per_conversion_trend +60.0% judged at +21.2% net of noise is above its target")
+    # ... and m4's tenfold cost per conversion on 4 conversions is too noisy to judge
+    m4 = rows.loc["m4"]
+    assert m4.cost_per_conversion_trend == pytest.approx(9.0) and m4.cost_per_conversion_trend_status == "n/a"
+    reason = checks[(checks.model == "m4") & (checks.check_name == "cost_per_conversion_trend")].reason.iloc[0]
+    assert reason == "cost_per_conversion_trend +900.0% not judged: 4 effective conversions that day, fewer than 30"
 
 
 def test_the_asset_materializes_with_the_failing_cells(tmp_path):

@@ -171,8 +171,8 @@ class _Generator:
         experiments = []
         for e in EXPERIMENTS:
             entry = dict(id=e.id, description=e.description, feature=FEATURES[e.feature].name, control=e.variants[0],
-                         weights={v: 0.5 for v in e.variants}, primary_metric="conversion_rate",
-                         guardrails=GUARDRAILS, mde=0.05, start=w.days[0])
+                         weights={v: 0.5 for v in e.variants}, primary_metric=e.primary_metric,
+                         guardrails=GUARDRAILS, mde=e.mde, start=w.days[0])
             if e.id == "aa_test":
                 entry["end"] = w.days[-1]
             experiments.append(entry)

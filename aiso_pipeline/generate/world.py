@@ -75,14 +75,20 @@ class Experiment:
     variants: tuple[str, str]  # control first
     control_share: float  # actual assignment share of the control; the registry always says 50/50
     description: str
+    primary_metric: str  # the registry's; `mde` is the relative lift it was sized to detect (80% power)
+    mde: float
 
 
 EXPERIMENTS = (
+    # a bold change, sized for a +50% conversion lift: about 5 days of the demo's users power it
     Experiment("confidence_threshold", CHAT, ("control", "fallback_low_conf"), 0.5,
-               "Serve a cheap fallback answer when model confidence is below 0.5"),
-    Experiment("aa_test", SEARCH, ("a", "b"), 0.5, "A/A test: both variants behave identically"),
+               "Serve a cheap fallback answer when model confidence is below 0.5", "conversion_rate", 0.5),
+    # search converts 1-4% of users: an A/A on success rate (two thirds of users) is powered for 10% in ~4 days
+    Experiment("aa_test", SEARCH, ("a", "b"), 0.5, "A/A test: both variants behave identically", "success_rate",
+               0.10),
     Experiment("srm_test", RECS, ("control", "treatment"), 0.6,
-               "New recommendation ranker; the assignment service is buggy (about 60/40, not 50/50)"),
+               "New recommendation ranker; the assignment service is buggy (about 60/40, not 50/50)",
+               "conversion_rate", 0.25),
 )
 CONVERSION = (0.12, 0.20)  # per-user chance to convert in confidence_threshold: control, treatment (+67%: the
 # demo's ~1,700 users per arm let the sequential test, the default, see it within its 14 days)

@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 SQL = "monitoring/sql"
 TREND_DAYS = 7
 NOISE_Z = 1.645  # one-sided 95%: a trend fails only when even its lower bound is past the limit
+NOISE_MIN_COUNT = 30  # fewer effective counts in a day: a cost ratio too noisy to judge (relative error > 18%)
 DEFAULT_MDE = 0.05  # the target lift an experiment's power is judged at when its registry sets none
 CREDIT = {"pass": 1.0, "warn": 0.5, "fail": 0.0}
 TREND_OF = {"cost_per_success_trend": "cost_per_success", "cost_per_conversion_trend": "cost_per_conversion",
@@ -50,8 +51,8 @@ class Check:
     def bound(self, trend: float | None, n_day: float, n_trailing: float) -> float | None:
         """The trend's one-sided 95% lower bound: a ratio of costs over counts, each count Poisson-like, so its
         log has standard error sqrt(1/n_day + 1/n_trailing) (cost sums are nearly exact)."""
-        if trend is None or not (n_day > 0 and n_trailing > 0):
-            return None if trend is None or self.noise else trend
+        if trend is None or n_day < NOISE_MIN_COUNT or not n_trailing > 0:
+            return None
         return (1 + trend) * math.exp(-NOISE_Z * math.sqrt(1 / n_day + 1 / n_trailing)) - 1
 
     def status(self, value) -> str:
@@ -68,7 +69,11 @@ class Check:
         """Where it fails."""
         return f"{'<' if self.better == 'higher' else '>'} {_fmt(self.name, self.warn_at)}"
 
-    def reason(self, value, status: str, about: str | None = None, judged: float | None = None) -> str:
+    def reason(self, value, status: str, about: str | None = None, judged: float | None = None,
+               n_day: float | None = None) -> str:
+        if status == "n/a" and self.noise and value is not None and n_day is not None and n_day < NOISE_MIN_COUNT:
+            return (f"{self.name} {_fmt(self.name, value)} not judged: {n_day:.0f} effective "
+                    f"{self.noise.removesuffix('_eff')} that day, fewer than {NOISE_MIN_COUNT}")
         if status == "n/a":
             return f"{self.name}: not measured this day"
         of = f" ({about})" if about else ""
@@ -181,10 +186,11 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
         statuses = {}
         for c in checks():
             value = _number(row[c.name])
-            judged = value
+            judged, n_day = value, None
             if c.noise:
+                n_day = _number(row[c.noise]) or 0.0
                 n_trailing = trailing[c.noise].get(row.model, 0.0) if c.noise in trailing else 0.0
-                judged = c.bound(value, _number(row[c.noise]) or 0.0, float(n_trailing))
+                judged = c.bound(value, n_day, float(n_trailing))
             status = c.status(judged)
             statuses[c.name] = status
             fig.loc[i, f"{c.name}_status"] = status
@@ -192,7 +198,7 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
             long_rows.append({"dt": dt, "model": row.model, "check_name": c.name, "value": value,
                               "target": c.target(), "status": status, "weight": c.weight,
                               "reason": c.reason(value, status, about if isinstance(about, str) else None,
-                                                 judged)})
+                                                 judged, n_day)})
         fig.loc[i, "visibility_score"] = score(statuses)
         fails = [c.name for c in checks() if statuses[c.name] == "fail"]
         fig.loc[i, "failing"] = ", ".join(fails)
