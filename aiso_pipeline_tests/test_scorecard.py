@@ -55,7 +55,7 @@ def test_readme_table_of_checks_is_generated_from_the_declaration():
 
 def _marts(con, day: date, model: str, *, cost=10.0, cps=0.02, cpc=0.5, requests=1000.0, error=0.01,
            fallback=0.05, joined=0.97, ece=None, gap=None, search_joined=None, tiny_joined=None, successes=2000,
-           conversions=400):
+           conversions=400, gap_worse=True):
     """One model's day in the marts the scorecard reads, two features with the given figures (search's join rate
     apart when given), and a third with 4% of the calls when `tiny_joined` is given; its joined calls hold
     `successes` and `conversions` (weight 1: the effective counts the cost trends' noise rests on)."""
@@ -84,9 +84,9 @@ def _marts(con, day: date, model: str, *, cost=10.0, cps=0.02, cpc=0.5, requests
     if gap is not None:
         con.execute("""INSERT INTO marts.slice_metrics (dt, model, feature, slice_key, slice_value, requests,
                        calls, gap_vs_model, tested, worse, window_closed)
-                       VALUES (?, ?, 'chat', 'features.language', 'es', 200, 200, ?, true, false, true),
+                       VALUES (?, ?, 'chat', 'features.language', 'es', 200, 200, ?, true, ?, true),
                               (?, ?, 'chat', 'features.language', 'de', 200, 200, 0.01, true, false, true)""",
-                    [day, model, gap, day, model])
+                    [day, model, gap, gap_worse, day, model])
 
 
 def test_figures_come_from_the_days_marts_and_trends_from_the_trailing_week(tmp_path):
@@ -103,7 +103,7 @@ def test_figures_come_from_the_days_marts_and_trends_from_the_trailing_week(tmp_
             scorecard.build(con, str(DT - timedelta(days=i)))
         _marts(con, DT, "m1", cps=0.0245, joined=0.9, ece=0.03, gap=-0.06, error=0.03, search_joined=0.7,
                tiny_joined=0.1)
-        _marts(con, DT, "m2", joined=0.5)
+        _marts(con, DT, "m2", joined=0.5, gap=-0.06, gap_worse=False)  # a gap the slice test found no evidence of
         _marts(con, DT, "m3", cpc=0.8, conversions=40)  # today 60% dearer per conversion
         _marts(con, DT, "m4", cpc=5.0, conversions=4)  # ten times dearer on 4 conversions
         con.execute("""INSERT INTO marts.anomalies (dt, kind, model, metric, severity, anomaly_id, detected_at)
@@ -133,6 +133,9 @@ def test_figures_come_from_the_days_marts_and_trends_from_the_trailing_week(tmp_
     assert m2.join_rate_status == "fail" and "join_rate 50.0% is below its target ≥ 95.0%" in \
         checks[(checks.model == "m2") & (checks.check_name == "join_rate")].reason.iloc[0]
     assert m2.cost_per_success_trend_status == "n/a"  # no history yet for m2
+    assert m2.worst_slice_gap == pytest.approx(-0.06) and m2.worst_slice_gap_status == "pass"
+    assert checks[(checks.model == "m2") & (checks.check_name == "worst_slice_gap")].reason.iloc[0] == \
+        "worst_slice_gap -6.0% (chat features.language=es; significant slices only: +0.0%) meets ≥ -2.0%"
     # judged net of noise: m1's +22.5% on 2,000 successes (14,000 in the week before) is still a warning ...
     se = math.sqrt(1 / 2000 + 1 / 14000)
     assert 1.225 * math.exp(-1.645 * se) - 1 == pytest.approx(0.1778, abs=1e-4)  # between +10% and +25%: warn
@@ -142,7 +145,7 @@ def test_figures_come_from_the_days_marts_and_trends_from_the_trailing_week(tmp_
     assert m3.cost_per_conversion_trend == pytest.approx(0.6)
     assert m3.cost_per_conversion_trend_status == "warn"
     reason = checks[(checks.model == "m3") & (checks.check_name == "cost_per_conversion_trend")].reason.iloc[0]
-    assert reason.startswith("cost_per_conversion_trend +60.0% judged at +21.2% net of noise is above its target")
+    assert reason.startswith("cost_per_conversion_trend +60.0% (net of noise: +21.2%) is above its target")
     # ... and m4's tenfold cost per conversion on 4 conversions is too noisy to judge
     m4 = rows.loc["m4"]
     assert m4.cost_per_conversion_trend == pytest.approx(9.0) and m4.cost_per_conversion_trend_status == "n/a"

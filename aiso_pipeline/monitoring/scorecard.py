@@ -47,6 +47,7 @@ class Check:
     source: str
     subject: str | None = None  # the scorecard column naming what the figure is about (a feature, a slice)
     noise: str | None = None  # trends: the column of effective counts the figure rests on
+    judged_by: str | None = None  # the column the status is judged on, when not the figure itself
 
     def bound(self, trend: float | None, n_day: float, n_trailing: float) -> float | None:
         """The trend's one-sided 95% lower bound: a ratio of costs over counts, each count Poisson-like, so its
@@ -76,9 +77,10 @@ class Check:
                     f"{self.noise.removesuffix('_eff')} that day, fewer than {NOISE_MIN_COUNT}")
         if status == "n/a":
             return f"{self.name}: not measured this day"
-        of = f" ({about})" if about else ""
+        notes = [about] if about else []
         if judged is not None and judged != value:
-            of += f" judged at {_fmt(self.name, judged)} net of noise"
+            notes.append(f"{'net of noise' if self.noise else 'significant slices only'}: {_fmt(self.name, judged)}")
+        of = f" ({'; '.join(notes)})" if notes else ""
         if status == "pass":
             return f"{self.name} {_fmt(self.name, value)}{of} meets {self.target()}"
         side = "below" if self.better == "higher" else "above"
@@ -115,7 +117,7 @@ def checks() -> tuple[Check, ...]:
         if (spec["pass"] < spec["warn"]) if spec["better"] == "higher" else (spec["pass"] > spec["warn"]):
             raise ValueError(f"monitoring/scorecard.yaml: check {name}: pass must be on the better side of warn")
         out.append(Check(name, spec["better"], float(spec["pass"]), float(spec["warn"]), float(spec["weight"]),
-                         spec["source"], spec.get("subject"), spec.get("noise")))
+                         spec["source"], spec.get("subject"), spec.get("noise"), spec.get("judged_by")))
     return tuple(out)
 
 
@@ -187,6 +189,8 @@ def build(con: duckdb.DuckDBPyConnection, dt: str) -> pd.DataFrame:
         for c in checks():
             value = _number(row[c.name])
             judged, n_day = value, None
+            if c.judged_by and value is not None:
+                judged = _number(row[c.judged_by])
             if c.noise:
                 n_day = _number(row[c.noise]) or 0.0
                 n_trailing = trailing[c.noise].get(row.model, 0.0) if c.noise in trailing else 0.0

@@ -38,7 +38,10 @@ calibration AS (
     GROUP BY model
 ),
 slices AS (
+    -- the worst tested slice, and the worst of those significantly worse than their model (BH over the day,
+    -- beyond the margin; 0 when none is): the check is judged on the latter, so noise alone never fails it
     SELECT model, min(gap_vs_model) AS worst_slice_gap,
+           coalesce(min(gap_vs_model) FILTER (WHERE worse), 0) AS worse_slice_gap,
            arg_min(coalesce(feature, '') || ' ' || slice_key || '=' || slice_value, gap_vs_model) AS worst_slice,
            count(*) FILTER (WHERE worse) AS worse_slices
     FROM marts.slice_metrics
@@ -87,7 +90,7 @@ p95 AS (
 )
 SELECT c.model, c.requests, c.cost_usd, c.window_closed, v.join_rate, f.feature_join_rate, f.worst_join_feature,
        c.cost_per_success, c.cost_per_conversion,
-       p.latency_p95_ms, c.error_rate, c.fallback_rate, k.ece, s.worst_slice_gap, s.worst_slice,
+       p.latency_p95_ms, c.error_rate, c.fallback_rate, k.ece, s.worst_slice_gap, s.worse_slice_gap, s.worst_slice,
        coalesce(s.worse_slices, 0) AS worse_slices, coalesce(a.open_anomalies, 0) AS open_anomalies,
        coalesce(a.critical_anomalies, 0) AS critical_anomalies, e.drift_detect_hours, e.drift_episode_start,
        coalesce(n.successes_eff, 0) AS successes_eff, coalesce(n.conversions_eff, 0) AS conversions_eff

@@ -58,6 +58,7 @@ ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS feature_join_rate DOUBLE;  
 ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS worst_join_feature VARCHAR;
 ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS feature_join_rate_status VARCHAR;
 ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS underpowered_experiment VARCHAR;  -- the one experiment_power is
+ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS worse_slice_gap DOUBLE;  -- of slices significantly worse (0: none)
 ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS successes_eff DOUBLE;    -- effective counts (Kish), the noise of
 ALTER TABLE marts.scorecard ADD COLUMN IF NOT EXISTS conversions_eff DOUBLE;  -- the cost trends
 
