@@ -6,8 +6,7 @@ import dagster as dg
 
 from aiso_pipeline.defs.metadata import RawMarkdown, markdown_table, table_metadata
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
-from aiso_pipeline.drift import DriftConfig, compute_drift
-from aiso_pipeline.drift.store import html_report, write_drift
+from aiso_pipeline.drift import DriftConfig
 
 
 class DriftAssetConfig(dg.Config):
@@ -41,6 +40,9 @@ class DriftAssetConfig(dg.Config):
 )
 def drift(context: dg.AssetExecutionContext, config: DriftAssetConfig, warehouse: WarehouseResource):
     dt = context.partition_key
+    from aiso_pipeline.drift import compute_drift
+    from aiso_pipeline.drift.store import html_report, write_drift
+
     cfg = DriftConfig(
         reference_days=config.reference_days,
         reference_start=_dt.date.fromisoformat(config.reference_start) if config.reference_start else None,

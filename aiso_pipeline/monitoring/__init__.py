@@ -10,15 +10,15 @@ Dagster wiring is aiso_pipeline/defs/monitoring.py; settings are monitoring/conf
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
-import numpy as np
-import pandas as pd
-from scipy import stats as sps
 
 from aiso_pipeline import warehouse
 from aiso_pipeline.monitoring.config import MonitoringConfig, load  # noqa: F401  (re-exported)
-from aiso_pipeline.stats import adjust_p_values
+
+if TYPE_CHECKING:  # numpy, pandas and scipy load when a day is built, not when the code location loads
+    import pandas as pd
 
 SQL = "monitoring/sql"
 TABLES = ("marts.calibration", "marts.calibration_bins", "marts.threshold_curve", "marts.slice_metrics")
@@ -77,6 +77,11 @@ def slice_tests(stats: pd.DataFrame, margin: float, alpha: float, min_requests: 
     of H0: p_slice - p_rest >= -margin; p-values adjusted by Benjamini-Hochberg over every tested slice of the
     day. Tested only when the slice and the rest both have `min_requests` weighted requests.
     """
+    import numpy as np
+    from scipy import stats as sps
+
+    from aiso_pipeline.stats import adjust_p_values
+
     totals = stats[stats.slice_key.isna()].set_index(["model", "feature_key"])
     out = stats[stats.slice_key.notna()].copy()
     t = totals.reindex(pd.MultiIndex.from_frame(out[["model", "feature_key"]]))
@@ -108,6 +113,9 @@ def slice_tests(stats: pd.DataFrame, margin: float, alpha: float, min_requests: 
 
 def build(con: duckdb.DuckDBPyConnection, dt: str, config: MonitoringConfig = MonitoringConfig()) -> MonitoringSummary:
     """Replace partition `dt` of the monitoring marts (one transaction): idempotent."""
+    import numpy as np
+    import pandas as pd
+
     ensure_tables(con)
     slots, params = _slots(config)
     try:

@@ -10,14 +10,31 @@ Modelled on gbstats (packages/stats/gbstats) so the numbers match its published 
 Dagster, DuckDB or warehouse column names here.
 """
 
-from aiso_pipeline.stats import decision
-from aiso_pipeline.stats.power import DEFAULT_POWER, days_to_mde, mde_relative
-from aiso_pipeline.stats.readout import MetricReadout, Readout, analyze
-from aiso_pipeline.stats.statistics import (Cuped, CupedRatio, Proportion, Ratio, SampleMean, Stat, cuped_ratio_theta,
-                                            cuped_theta, variance_of_ratios)
-from aiso_pipeline.stats.tests import (DEFAULT_ALPHA, DEFAULT_SEQUENTIAL_TUNING, DEFAULT_SRM_THRESHOLD, Comparison,
-                                       Moments, adjust_p_values, compare, moments, sequential_rho, srm_p_value,
-                                       welch_dof)
+import importlib
+
+# Loaded on first use (PEP 562): `decision` needs neither numpy nor scipy, and the code location imports it, so
+# importing the package must not pull scipy.stats in (about 0.6 s) before an experiment is read out.
+_HOME = {
+    "DEFAULT_POWER": "power", "days_to_mde": "power", "mde_relative": "power",
+    "MetricReadout": "readout", "Readout": "readout", "analyze": "readout",
+    "Cuped": "statistics", "CupedRatio": "statistics", "Proportion": "statistics", "Ratio": "statistics",
+    "SampleMean": "statistics", "Stat": "statistics", "cuped_ratio_theta": "statistics",
+    "cuped_theta": "statistics", "variance_of_ratios": "statistics",
+    "DEFAULT_ALPHA": "tests", "DEFAULT_SEQUENTIAL_TUNING": "tests", "DEFAULT_SRM_THRESHOLD": "tests",
+    "Comparison": "tests", "Moments": "tests", "adjust_p_values": "tests", "compare": "tests",
+    "moments": "tests", "sequential_rho": "tests", "srm_p_value": "tests", "welch_dof": "tests",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"aiso_pipeline.stats.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    if name == "decision":
+        return importlib.import_module("aiso_pipeline.stats.decision")
+    raise AttributeError(f"module 'aiso_pipeline.stats' has no attribute {name!r}")
+
 
 __all__ = [
     "decision",
