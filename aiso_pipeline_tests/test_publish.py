@@ -133,6 +133,33 @@ def test_a_rerun_with_other_data_and_an_emptied_partition_are_published(data):
     assert tables["quality.quarantine"] == [] and len(tables["quality.ingest_log"]) == 1
 
 
+def test_a_closing_attribution_window_rewrites_no_parquet_and_is_published(data):
+    """The nightly's refresh of an earlier day whose window only closed since its join flips window_closed: the
+    published joined_outcomes shows the flip, yet its Parquet file is not written again."""
+    from aiso_pipeline import outcomes
+
+    land(data, "inference", D1, "events.jsonl", [inference("r1", timestamp=f"{D1}T10:00:00Z")])
+    ingest(data, "inference", D1)
+    land(data, "product", D1, "events.jsonl", [product("m1", request_id="r1", timestamp=f"{D1}T10:05:00Z")])
+    ingest(data, "product", D1)
+
+    def join():
+        with warehouse.connect(data) as con:
+            return outcomes.build_joined_outcomes(con, D1)
+    assert join().window_closed is False
+    assert ("marts.joined_outcomes", D1) in partitions(warehouse.publish(data))
+    # product data of D3 reach past D1's 24-hour window: D1's window closes, its join inputs (D1..D2) unchanged
+    land(data, "product", D3, "events.jsonl", [product("m9", user_id="someone", timestamp=f"{D3}T01:00:00Z")])
+    ingest(data, "product", D3)
+    refreshed = join()
+    assert refreshed.window_closed is True and refreshed.recomputed is False
+    assert ("marts.joined_outcomes", D1) not in partitions(warehouse.publish(data))
+    assert_published(data)  # the view reads the flag from marts.outcome_windows: the working rows exactly
+    con = duckdb.connect(str(data.warehouse), read_only=True)
+    assert con.execute("SELECT DISTINCT window_closed FROM marts.joined_outcomes").fetchall() == [(True,)]
+    con.close()
+
+
 def test_an_open_analyst_connection_keeps_its_snapshot_and_never_blocks_a_publish(data):
     load(data, D1, 5)
     warehouse.publish(data)

@@ -78,6 +78,7 @@ def slice_tests(stats: pd.DataFrame, margin: float, alpha: float, min_requests: 
     day. Tested only when the slice and the rest both have `min_requests` weighted requests.
     """
     import numpy as np
+    import pandas as pd
     from scipy import stats as sps
 
     from aiso_pipeline.stats import adjust_p_values

@@ -73,8 +73,13 @@ def build_joined_outcomes(con: duckdb.DuckDBPyConnection, dt: str,
         warehouse.run(con, SQL + "joined_attribute.sql", **params, events_from=events_from or dt)
     stale = not join and con.execute("SELECT count(*) FROM marts.joined_outcomes WHERE dt = ? AND window_closed <> ?",
                                      [dt, closed]).fetchone()[0] > 0
-    writes = [("marts.joined_outcomes", dt)] if join or stale else []
+    # A window that only closed since the last join flips the rows' flag here and in marts.outcome_windows; the
+    # partition is not declared rewritten, so publish writes no Parquet for it (the published view reads the flag
+    # from marts.outcome_windows, a small table copied whole).
+    writes = [("marts.joined_outcomes", dt)] if join else []
     with warehouse.transaction(con, writes=writes + ([("quality.check_results", dt)] if checks else [])):
+        con.execute("DELETE FROM marts.outcome_windows WHERE dt = ?", [dt])
+        con.execute("INSERT INTO marts.outcome_windows VALUES (?, ?, current_timestamp)", [dt, closed])
         if events_from:
             warehouse.run(con, SQL + "joined_merge.sql", dt=dt)
         elif join:

@@ -25,6 +25,9 @@ from aiso_pipeline.errors import AisoError
 from aiso_pipeline.warehouse import _open_writer, duckdb_config, run, transaction
 
 LAKE_TABLES = ("raw.inference_events", "raw.product_events", "marts.joined_outcomes", "quality.quarantine")
+# A lake table's per-day flag kept current by a small table, so changing it rewrites no Parquet file: the published
+# view reads the flag from there (falling back to the file's own value for a day it does not list).
+DAY_FLAGS = {"marts.joined_outcomes": ("window_closed", "marts.outcome_windows")}
 KEEP_PUBLICATIONS = 2  # a replaced Parquet file outlives this many later publishes (readers of older catalogs)
 CATALOG = "catalog"  # the name the new warehouse.duckdb is attached under while it is built (published.sql)
 
@@ -221,22 +224,33 @@ def _build_catalog(con, data: DataDir, tables: dict, lake: list[str], number: in
     files = {}
     for table, path in con.execute("SELECT table_name, path FROM meta.lake_files ORDER BY table_name, dt").fetchall():
         files.setdefault(table, []).append(str(data.root / path))
+    home = con.execute("SELECT current_database()").fetchone()[0]
     con.execute(f"ATTACH '{_literal(tmp)}' AS {CATALOG}")
     try:
         for schema in sorted({t.split(".")[0] for t in tables}):
             con.execute(f'CREATE SCHEMA {CATALOG}."{schema}"')
-        for table, columns in tables.items():
-            target = f"{CATALOG}.{_name(table)}"
-            if table in lake and files.get(table):
-                listing = ", ".join(f"'{_literal(literal(f))}'" for f in files[table])
-                reader = f"read_parquet([{listing}], union_by_name = true)"
-                # a column added since every listed file was written reads as NULL until its days are rewritten
-                present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
-                select = ", ".join((f'CAST("{c}" AS {t})' if c in present else f"NULL::{t}") + f' AS "{c}"'
-                                   for c, t in columns)
-                con.execute(f"CREATE VIEW {target} AS SELECT {select} FROM {reader}")
-            else:
-                con.execute(f"CREATE TABLE {target} AS SELECT * FROM {_name(table)}")
+        viewed = {t: c for t, c in tables.items() if t in lake and files.get(t)}
+        for table in tables.keys() - viewed.keys():  # the small tables first: a view may read one
+            con.execute(f"CREATE TABLE {CATALOG}.{_name(table)} AS SELECT * FROM {_name(table)}")
+        for table, columns in viewed.items():
+            listing = ", ".join(f"'{_literal(literal(f))}'" for f in files[table])
+            reader = f"read_parquet([{listing}], union_by_name = true)"
+            # a column added since every listed file was written reads as NULL until its days are rewritten
+            present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+            flag, flags = DAY_FLAGS.get(table, (None, None))
+            if flags not in tables:
+                flag = None
+
+            def column(c: str, t: str) -> str:
+                value = f'CAST(p."{c}" AS {t})' if c in present else f"NULL::{t}"
+                return f'coalesce(f."{c}", {value})' if c == flag else value
+            select = ", ".join(f'{column(c, t)} AS "{c}"' for c, t in columns)
+            join = f" LEFT JOIN {_name(flags)} AS f ON f.dt = p.dt" if flag else ""
+            con.execute(f'USE {CATALOG}."{table.split(".")[0]}"')  # the flag table: the catalog's own
+            try:
+                con.execute(f"CREATE VIEW {CATALOG}.{_name(table)} AS SELECT {select} FROM {reader} AS p{join}")
+            finally:
+                con.execute(f'USE "{home}"')
         run(con, "warehouse/sql/published.sql", database_id=database_id, seq=upto, publication=number,
             data_root=str(data.root))
     finally:

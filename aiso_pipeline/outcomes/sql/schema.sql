@@ -29,6 +29,14 @@ CREATE TABLE IF NOT EXISTS marts.joined_outcomes (
     computed_at       TIMESTAMPTZ
 );
 
+-- Whether each day's attribution window has closed, as of its last refresh: the joined rows carry the same flag,
+-- and the published marts.joined_outcomes takes it from here, so a window closing rewrites no Parquet file.
+CREATE TABLE IF NOT EXISTS marts.outcome_windows (
+    dt            DATE NOT NULL,
+    window_closed BOOLEAN NOT NULL,
+    checked_at    TIMESTAMPTZ
+);
+
 CREATE TABLE IF NOT EXISTS marts.outcome_coverage (
     dt             DATE NOT NULL,
     model          VARCHAR NOT NULL,
