@@ -57,3 +57,12 @@ def test_noise_does_not_fail_scorecard_cells(demo):
     late = demo.execute("""SELECT count(*) FROM marts.scorecard_checks WHERE check_name = 'experiment_power'
                            AND status = 'fail' AND dt >= (SELECT min(dt) + 4 FROM marts.scorecard)""").fetchall()
     assert late == [(0,)]
+
+
+def test_evidently_pages_are_rendered_where_a_shift_is_significant(demo):
+    """The default drift_reports: a page for a model only on a night one of its drifted columns shifted
+    significantly (what alerts): the planted drift's model on its drifted days, and no quiet model-night."""
+    pages = demo.execute("""SELECT dt, model FROM marts.drift_summary WHERE report_path IS NOT NULL""").fetchall()
+    shifted = set(demo.execute("""SELECT DISTINCT dt, model FROM marts.drift_metrics
+                                  WHERE drifted AND shift_p_value < 0.001""").fetchall())
+    assert set(pages) == shifted and any(m == "gpt-4o-mini" for _, m in pages)

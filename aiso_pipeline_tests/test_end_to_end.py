@@ -15,6 +15,7 @@ START, END = dt.date(2025, 3, 1), dt.date(2025, 3, 3)
 def world(tmp_path_factory):
     data = data_dir(tmp_path_factory.mktemp("e2e") / "data")
     result = generate(data.root, START, END, seed=11, inferences_per_day=1500, users=400)
+    (data.reference / "monitoring.yaml").write_text("drift_reports: always\n")  # every model's Evidently page
     run_days(data, [(START + dt.timedelta(d)).isoformat() for d in range(3)])
     con = duckdb.connect(str(data.warehouse), read_only=True)
     yield data, result, con

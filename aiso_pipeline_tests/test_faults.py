@@ -250,7 +250,9 @@ def _plant(data: DataDir) -> Hostile:
     # this run plants far more bad rows than a real day has: let the quarantine share not block it
     (data.reference / "validation.yaml").write_text(
         "inference:\n  quarantine_share: {max_share: 1.0}\nproduct:\n  quarantine_share: {max_share: 1.0}\n")
-    inputs |= {"reference/model_prices.csv", "reference/validation.yaml"}
+    # an Evidently page for every model, each night (the default renders them only where a shift is significant)
+    (data.reference / "monitoring.yaml").write_text("drift_reports: always\n")
+    inputs |= {"reference/model_prices.csv", "reference/validation.yaml", "reference/monitoring.yaml"}
     return Hostile(data, data.root.parent, expected, quarantined, gaps, inputs)
 
 

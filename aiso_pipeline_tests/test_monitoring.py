@@ -215,6 +215,7 @@ def test_settings_file_errors_are_one_line(data):
                           ("slice_alpha: 2", "slice_alpha: out of range"),
                           ("slice_margin: lots", "slice_margin must be a number"),
                           ("drift_weights: {features.language: -1}", "drift_weights.features.language"),
+                          ("drift_reports: sometimes", "drift_reports: one of significant, always, never"),
                           ("colour: red", "unknown setting(s) ['colour']")):
         (data.reference / "monitoring.yaml").write_text(text)
         with pytest.raises(AisoError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):

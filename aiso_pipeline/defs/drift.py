@@ -7,6 +7,7 @@ import dagster as dg
 from aiso_pipeline.defs.metadata import RawMarkdown, markdown_table, table_metadata
 from aiso_pipeline.defs.resources import DAILY, OWNERS, POOL, WarehouseResource
 from aiso_pipeline.drift import DriftConfig
+from aiso_pipeline.monitoring.config import load as monitoring_settings
 
 
 class DriftAssetConfig(dg.Config):
@@ -19,8 +20,21 @@ class DriftAssetConfig(dg.Config):
     chisquare_threshold: float = 0.05
     z_threshold: float = 0.05
     dataset_drift_share: float = 0.5
-    html_reports: bool = True
+    html_reports: bool = True  # False: no Evidently page whatever reference/monitoring.yaml's drift_reports says
     report_sample_rows: int = 5000  # per side: Evidently runs on a sample so the report stays fast
+
+
+def pages_due(metrics: list[dict], summary: list[dict], policy: str, alpha: float) -> set[str]:
+    """The models whose Evidently page is rendered tonight (monitoring.yaml's drift_reports): with a reference
+    window, and for `significant` a drifted column whose shift is significant at `alpha`, as the drift alert asks."""
+    models = {r["model"] for r in summary if r["reference_rows"]}
+    if policy == "never":
+        return set()
+    if policy == "always":
+        return models
+    shifted = {r["model"] for r in metrics
+               if r["drifted"] and r.get("shift_p_value") is not None and r["shift_p_value"] < alpha}
+    return models & shifted
 
 
 @dg.multi_asset(
@@ -51,10 +65,13 @@ def drift(context: dg.AssetExecutionContext, config: DriftAssetConfig, warehouse
         ks_threshold=config.ks_threshold, chisquare_threshold=config.chisquare_threshold,
         z_threshold=config.z_threshold, dataset_drift_share=config.dataset_drift_share)
     reports = warehouse.data().reports / "drift" / f"dt={dt}"
+    settings = monitoring_settings(warehouse.data())
     with warehouse.connect() as con:
         metrics, summary = compute_drift(con, _dt.date.fromisoformat(dt), cfg)
+        due = pages_due(metrics, summary, settings.drift_reports if config.html_reports else "never",
+                        settings.drift_alert_alpha)
         for row in summary:
-            if config.html_reports and row["reference_rows"]:
+            if row["model"] in due:
                 path = html_report(con, dt, row["model"], cfg, reports, config.report_sample_rows,
                                    rows=(row["reference_rows"], row["current_rows"]))
                 row["report_path"] = str(path) if path else None

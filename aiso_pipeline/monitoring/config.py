@@ -7,6 +7,8 @@
     slice_max_values: 50                    # values kept per model × feature × key (the most requested)
     drift_alert_alpha: 0.001                # a drifted column alerts only when its shift is significant at this level
     drift_weights: {features.language: 2}   # per column (default 1; 0: never alerts on its own)
+    drift_reports: significant              # Evidently HTML pages: for models with a significant shift (the ones
+                                            # that alert), `always` (every model every night) or `never`
     model_owners: {gpt-4o: team-search}     # shown on the model cards
 """
 from __future__ import annotations
@@ -18,6 +20,10 @@ from dataclasses import dataclass, field
 from aiso_pipeline.drift.config import CATEGORICAL_COLUMNS
 
 SETTINGS_FILE = "monitoring.yaml"
+# When the drift asset renders Evidently's HTML page for a model: `significant` only for a model with a drifted
+# column whose shift is significant at drift_alert_alpha (what alerts; a quiet night then never imports Evidently,
+# about 5 s), `always`, or `never`.
+DRIFT_REPORTS = ("significant", "always", "never")
 _FEATURE_KEY = re.compile(r"features\.[A-Za-z0-9_.:-]{1,100}\Z")
 
 
@@ -31,6 +37,7 @@ class MonitoringConfig:
     drift_alert_alpha: float = 0.001
     drift_weights: dict[str, float] = field(default_factory=dict)
     model_owners: dict[str, str] = field(default_factory=dict)
+    drift_reports: str = "significant"
 
     def __post_init__(self):
         object.__setattr__(self, "slices", tuple(dict.fromkeys(self.slices)))
@@ -40,6 +47,8 @@ class MonitoringConfig:
         checks = [("slice_min_requests", self.slice_min_requests >= 1), ("slice_margin", 0 <= self.slice_margin < 1),
                   ("slice_alpha", 0 < self.slice_alpha < 1), ("slice_max_values", 1 <= self.slice_max_values <= 10_000),
                   ("drift_alert_alpha", 0 < self.drift_alert_alpha < 1)]
+        if self.drift_reports not in DRIFT_REPORTS:
+            raise ValueError(f"drift_reports: one of {', '.join(DRIFT_REPORTS)}, got {self.drift_reports!r}")
         for name, ok in checks:
             if not ok:
                 raise ValueError(f"{name}: out of range, got {getattr(self, name)!r}")
