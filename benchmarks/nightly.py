@@ -107,17 +107,8 @@ SELECT * EXCLUDE (ts, properties), ts AS "timestamp", to_json(properties) AS pro
 FROM ({EVENTS.replace('$lo', '0').replace('$hi', '$m')});
 """
 
-FLOOR = """
-CREATE TABLE prices AS SELECT * FROM (VALUES ('gpt-4o', 2.5, 10.0, 1.25), ('gpt-4o-mini', 0.15, 0.6, 0.075),
-    ('claude-3-5-sonnet-20241022', 3.0, 15.0, 0.3), ('gemini-1.5-flash', 0.075, 0.3, 0.075), ('acme-7b', 0.2, 0.2, 0.2))
-    AS p(model, input_per_mtok, output_per_mtok, cached_input_per_mtok);
-CREATE TABLE inf AS
-SELECT i.*, ((i.input_tokens - i.cached_input_tokens) * p.input_per_mtok + i.cached_input_tokens * p.cached_input_per_mtok
-             + i.output_tokens * p.output_per_mtok) / 1e6 AS cost_usd
-FROM read_json($inference_glob) AS i LEFT JOIN prices AS p USING (model);
-CREATE TABLE ev AS SELECT *, properties.revenue AS revenue FROM read_json($product_glob);
-CREATE TABLE joined AS
-WITH attributed AS (
+# The attribution the joined rows use (request_id within 24 h, else ASOF last touch by user), per request.
+ATTRIBUTION = """WITH attributed AS (
     SELECT i.request_id, e.event, e.revenue
     FROM ev AS e JOIN inf AS i ON i.request_id = e.request_id
     WHERE e."timestamp" BETWEEN i."timestamp" AND i."timestamp" + INTERVAL 24 HOUR
@@ -132,9 +123,15 @@ WITH attributed AS (
            bool_or(event = 'Order Completed') AS converted, sum(revenue) FILTER (WHERE event = 'Order Completed') AS revenue
     FROM attributed GROUP BY request_id
 )
-SELECT i.request_id, i.model, i.feature, i.user_id, i.experiment_id, i.variant, i.status, i.is_fallback, i.latency_ms,
-       i.input_tokens, i.output_tokens, i.cost_usd, 1.0 / i.sample_rate AS weight, p.request_id IS NOT NULL AS has_outcome,
-       coalesce(p.success, false) AS success, coalesce(p.converted, false) AS converted, coalesce(p.revenue, 0) AS revenue
+"""
+
+# What both floors share: the attribution (request_id within 24 h, else ASOF last touch by user), the joined rows
+# and the rollup per model and feature.
+JOIN_AND_ROLLUP = """CREATE TABLE joined AS
+{ATTRIBUTION}SELECT i.request_id, i."timestamp", i.model, i.feature, i.user_id, i.experiment_id, i.variant, i.status, i.is_fallback,
+       i.latency_ms, i.input_tokens, i.output_tokens, i.cost_usd, 1.0 / i.sample_rate AS weight,
+       p.request_id IS NOT NULL AS has_outcome, coalesce(p.success, false) AS success,
+       coalesce(p.converted, false) AS converted, coalesce(p.revenue, 0) AS revenue
 FROM inf AS i LEFT JOIN per_request AS p USING (request_id);
 CREATE TABLE daily AS
 SELECT model, feature, sum(weight) AS requests, sum(weight * input_tokens) AS input_tokens,
@@ -142,9 +139,22 @@ SELECT model, feature, sum(weight) AS requests, sum(weight * input_tokens) AS in
        sum(weight) FILTER (WHERE success) AS successes, sum(weight) FILTER (WHERE converted) AS conversions,
        sum(weight) FILTER (WHERE status <> 'ok') / sum(weight) AS error_rate,
        sum(weight) FILTER (WHERE is_fallback) / sum(weight) AS fallback_rate,
+       sum(weight) FILTER (WHERE has_outcome) / sum(weight) AS join_rate,
        quantile_disc(latency_ms, [0.5, 0.95, 0.99]) AS latency
 FROM joined GROUP BY model, feature;
-"""
+""".replace("{ATTRIBUTION}", ATTRIBUTION)
+
+FLOOR = """
+CREATE TABLE prices AS SELECT * FROM (VALUES ('gpt-4o', 2.5, 10.0, 1.25), ('gpt-4o-mini', 0.15, 0.6, 0.075),
+    ('claude-3-5-sonnet-20241022', 3.0, 15.0, 0.3), ('gemini-1.5-flash', 0.075, 0.3, 0.075), ('acme-7b', 0.2, 0.2, 0.2))
+    AS p(model, input_per_mtok, output_per_mtok, cached_input_per_mtok);
+CREATE TABLE inf AS
+SELECT i.*, ((i.input_tokens - i.cached_input_tokens) * p.input_per_mtok + i.cached_input_tokens * p.cached_input_per_mtok
+             + i.output_tokens * p.output_per_mtok) / 1e6 AS cost_usd
+FROM read_json($inference_glob) AS i LEFT JOIN prices AS p USING (model);
+CREATE TABLE ev AS SELECT *, properties.revenue AS revenue FROM read_json($product_glob);
+{JOIN_AND_ROLLUP}
+""".replace("{JOIN_AND_ROLLUP}", JOIN_AND_ROLLUP)
 
 # The same work as the nightly, written minimally (issue 20): what FLOOR does, from a typed parse with the pipeline's
 # range checks (one read per stream with an explicit schema, a reason per bad row, bad rows set aside), dedup of
@@ -208,36 +218,7 @@ SELECT count(*) AS n, count(DISTINCT message_id) AS ids, count(*) FILTER (WHERE 
        count(*) FILTER (WHERE request_id IS NOT NULL AND request_id NOT IN (SELECT request_id FROM inf)) AS unknown,
        min("timestamp"), max("timestamp"), count(DISTINCT event)
 FROM ev;
-CREATE TABLE joined AS
-WITH attributed AS (
-    SELECT i.request_id, e.event, e.revenue
-    FROM ev AS e JOIN inf AS i ON i.request_id = e.request_id
-    WHERE e."timestamp" BETWEEN i."timestamp" AND i."timestamp" + INTERVAL 24 HOUR
-    UNION ALL
-    SELECT c.request_id, e.event, e.revenue
-    FROM (SELECT * FROM ev WHERE request_id IS NULL AND user_id IS NOT NULL) AS e
-    ASOF JOIN (SELECT request_id, user_id, "timestamp" FROM inf) AS c
-      ON e.user_id = c.user_id AND e."timestamp" >= c."timestamp"
-    WHERE e."timestamp" <= c."timestamp" + INTERVAL 24 HOUR
-), per_request AS (
-    SELECT request_id, bool_or(event IN ('Task Completed', 'Answer Accepted', 'Order Completed')) AS success,
-           bool_or(event = 'Order Completed') AS converted, sum(revenue) FILTER (WHERE event = 'Order Completed') AS revenue
-    FROM attributed GROUP BY request_id
-)
-SELECT i.request_id, i."timestamp", i.model, i.feature, i.user_id, i.experiment_id, i.variant, i.status, i.is_fallback,
-       i.latency_ms, i.input_tokens, i.output_tokens, i.cost_usd, 1.0 / i.sample_rate AS weight,
-       p.request_id IS NOT NULL AS has_outcome, coalesce(p.success, false) AS success,
-       coalesce(p.converted, false) AS converted, coalesce(p.revenue, 0) AS revenue
-FROM inf AS i LEFT JOIN per_request AS p USING (request_id);
-CREATE TABLE daily AS
-SELECT model, feature, sum(weight) AS requests, sum(weight * input_tokens) AS input_tokens,
-       sum(weight * output_tokens) AS output_tokens, sum(weight * cost_usd) AS cost_usd,
-       sum(weight) FILTER (WHERE success) AS successes, sum(weight) FILTER (WHERE converted) AS conversions,
-       sum(weight) FILTER (WHERE status <> 'ok') / sum(weight) AS error_rate,
-       sum(weight) FILTER (WHERE is_fallback) / sum(weight) AS fallback_rate,
-       sum(weight) FILTER (WHERE has_outcome) / sum(weight) AS join_rate,
-       quantile_disc(latency_ms, [0.5, 0.95, 0.99]) AS latency
-FROM joined GROUP BY model, feature;
+{JOIN_AND_ROLLUP}
 CREATE TABLE drift_numeric AS
 WITH v AS (
     UNPIVOT (SELECT model, latency_ms, input_tokens::DOUBLE AS input_tokens, output_tokens::DOUBLE AS output_tokens,
@@ -270,7 +251,7 @@ FROM users LEFT JOIN pre USING (user_id) GROUP BY ALL;
 COPY (SELECT * FROM inf) TO $out_inference (FORMAT parquet, COMPRESSION zstd);
 COPY (SELECT * FROM ev) TO $out_product (FORMAT parquet, COMPRESSION zstd);
 COPY (SELECT * FROM joined) TO $out_joined (FORMAT parquet, COMPRESSION zstd);
-"""
+""".replace("{JOIN_AND_ROLLUP}", JOIN_AND_ROLLUP)
 
 
 def params(day: dt.date, n: int, m: int) -> dict:
@@ -293,10 +274,11 @@ def write_landing(root: Path, day: dt.date, n: int, m: int) -> None:
     con.close()
 
 
-def prepare_data_dir(root: Path) -> None:
+def prepare_data_dir(root: Path, drift_reports: str = "significant") -> None:
     shutil.rmtree(root, ignore_errors=True)
     (root / "reference").mkdir(parents=True)
     (root / "reference" / "model_prices.csv").write_text(PRICES)
+    (root / "reference" / "monitoring.yaml").write_text(f"drift_reports: {drift_reports}\n")
 
 
 def history_code(root: Path, days: list[dt.date], n: int, m: int) -> str:
@@ -456,7 +438,7 @@ def gib(mib: float) -> str:
 
 def full(args) -> dict:
     root = args.workdir / "full"
-    prepare_data_dir(root)
+    prepare_data_dir(root, args.drift_reports)
     history = [DAY - dt.timedelta(days=k) for k in range(args.history_days, 0, -1)]
     print(f"full: day {DAY} with {args.inferences:,} calls and {args.events:,} events; "
           f"{len(history)} history days of the same volume", flush=True)
@@ -488,7 +470,7 @@ def full(args) -> dict:
 
 def scaling(args) -> dict:
     root = args.workdir / "scaling"
-    prepare_data_dir(root)
+    prepare_data_dir(root, args.drift_reports)
     n, m = args.scale_inferences, 2 * args.scale_inferences
     days = [SCALE_START + dt.timedelta(days=k) for k in range(args.scale_days)]
     print(f"scaling: {len(days)} days of {n:,} calls and {m:,} events, one nightly run a day", flush=True)
@@ -524,6 +506,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["full", "scaling", "pandas"], choices=["full", "scaling", "pandas"])
     parser.add_argument("--workdir", type=Path, default=Path(__file__).parent / ".work" / "nightly")
     parser.add_argument("--keep", action="store_true", help="keep the generated data directories")
+    parser.add_argument("--drift-reports", default="significant", choices=["significant", "always", "never"],
+                        help="monitoring.yaml's drift_reports (always: an Evidently page per model each night)")
     args = parser.parse_args()
     results = {}
     if "full" in args.parts:
