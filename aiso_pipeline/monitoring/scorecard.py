@@ -32,9 +32,10 @@ DEFAULT_MDE = 0.05  # the target lift an experiment's power is judged at when it
 CREDIT = {"pass": 1.0, "warn": 0.5, "fail": 0.0}
 TREND_OF = {"cost_per_success_trend": "cost_per_success", "cost_per_conversion_trend": "cost_per_conversion",
             "latency_p95_trend": "latency_p95_ms"}
-FIGURES = ("requests", "cost_usd", "join_rate", "feature_join_rate", "drift_detect_hours", "experiment_power", "cost_per_success",
-           "cost_per_conversion", "latency_p95_ms", "error_rate", "fallback_rate", "ece", "worst_slice_gap",
-           "open_anomalies", "cost_per_success_trend", "cost_per_conversion_trend", "latency_p95_trend")
+FIGURES = ("requests", "cost_usd", "join_rate", "feature_join_rate", "drift_detect_hours", "experiment_power",
+           "cost_per_success", "cost_per_conversion", "latency_p95_ms", "error_rate", "fallback_rate", "ece",
+           "worst_slice_gap", "open_anomalies", "cost_per_success_trend", "cost_per_conversion_trend",
+           "latency_p95_trend")
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ def _number(v) -> float | None:
 
 
 def _fmt(name: str, x, digits: int = 1) -> str:
-    if name in ("join_rate", "feature_join_rate", "error_rate", "fallback_rate", "experiment_power") or name.endswith("_trend") \
-            or name == "worst_slice_gap":
+    if name in ("join_rate", "feature_join_rate", "error_rate", "fallback_rate", "experiment_power") \
+            or name.endswith("_trend") or name == "worst_slice_gap":
         return f"{x:+.{digits}%}" if name.endswith("_trend") or name == "worst_slice_gap" else f"{x:.{digits}%}"
     if name == "drift_detect_hours":
         return f"{x:.1f} h"
