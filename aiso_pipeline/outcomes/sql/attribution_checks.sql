@@ -22,17 +22,19 @@ matched AS (
     WHERE ev.request_id IS NOT NULL
 ),
 older AS (
-    SELECT DISTINCT request_id
+    -- by the stored 8-byte key_hash (= hash(request_id), the dedup key), not the id strings: 7 days of calls are
+    -- probed, and a 64-bit collision could only move one event of this WARN check from unknown to outside_window
+    SELECT DISTINCT key_hash
     FROM raw.inference_events
     WHERE dt BETWEEN $dt::DATE - $days - 7 AND $dt::DATE - $days - 1
-      AND request_id IN (SELECT request_id FROM matched WHERE NOT found)
+      AND key_hash IN (SELECT hash(request_id) FROM matched WHERE NOT found)
 ),
 direct AS (
     SELECT CASE WHEN m.inside THEN 'attributed'
-                WHEN m.found OR o.request_id IS NOT NULL THEN 'outside_window'
+                WHEN m.found OR o.key_hash IS NOT NULL THEN 'outside_window'
                 ELSE 'unknown_request_id' END AS outcome
     FROM matched AS m
-    LEFT JOIN older AS o ON NOT m.found AND o.request_id = m.request_id
+    LEFT JOIN older AS o ON NOT m.found AND o.key_hash = hash(m.request_id)
 ),
 last_touch AS (
     -- DuckDB ASOF JOIN, as in joined_attribute.sql. Only how far back the latest inference is matters here, so
