@@ -20,13 +20,19 @@ INSTANCE_TEMPLATE = warehouse.PACKAGE_ROOT / "instance" / "dagster.yaml"
 
 
 def dagster_instance(data: DataDir) -> dg.DagsterInstance:
-    """The persistent Dagster instance in <data>/.dagster, so runs show up in `dagster dev`."""
+    """The persistent Dagster instance in <data>/.dagster, so runs show up in `dagster dev`.
+
+    Opening a fresh instance writes its settings, creates its SQLite storages and stamps their alembic versions; two
+    processes doing that at once (a first `aiso run` beside `aiso ui`, or a test watching a run) can stamp two heads
+    and leave the storage unopenable, so the first open is serialised by a lock file beside the settings."""
     home = data.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    with open(home / ".open.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / "dagster.yaml").exists():
+            shutil.copyfile(INSTANCE_TEMPLATE, home / "dagster.yaml")
+        return dg.DagsterInstance.get()
 
 
 def days_between(start: date, end: date) -> list[str]:
