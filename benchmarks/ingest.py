@@ -2,12 +2,12 @@
 
     python benchmarks/ingest.py [--rows 1000000 10000000] [--workdir benchmarks/.work]
 
-For each size and format (JSONL, Parquet, OTLP) it writes one day of synthetic inference rows (realistic keys, a
+For each size and format (JSONL, Parquet, CSV, OTLP) it writes one day of synthetic inference rows (realistic keys, a
 `features` object, some aliases), then in fresh processes times (a) `ingest_partition` — recognize, parse, type,
-quarantine, dedup, price, account — and (b) the floor: `CREATE TABLE AS SELECT * FROM read_json/read_parquet` of
-the same files. OTLP is what the OpenTelemetry Collector's `file` exporter writes: 16 spans per
-ExportTraceServiceRequest line, 1 in 4 an HTTP span to skip; its floor reads the same files with read_json and
-unnests the spans. Prints rows/s, peak RSS and the ratio. Target: ingest time <= 1.5x the bare read.
+quarantine, dedup, price, account — and (b) the floor: `CREATE TABLE AS SELECT * FROM read_json/read_parquet/
+read_csv` of the same files (CSV: a header, `features` as a JSON cell, as exports write it). OTLP is what the
+OpenTelemetry Collector's `file` exporter writes: 16 spans per ExportTraceServiceRequest line, 1 in 4 an HTTP span
+to skip; its floor reads the same files with read_json and unnests the spans. Prints rows/s, peak RSS and the ratio. Target: ingest time <= 1.5x the bare read.
 """
 from __future__ import annotations
 
@@ -82,6 +82,11 @@ def write_otlp(con, target: Path, lo: int, hi: int) -> None:
     ) TO '{target}' (FORMAT csv, HEADER false, QUOTE '', DELIMITER '\x1f')""", [lo, hi])
 
 
+EXTENSIONS = {"jsonl": "jsonl", "parquet": "parquet", "csv": "csv", "otlp": "json"}
+OPTIONS = {"jsonl": "FORMAT json", "parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER true"}
+READERS = {"jsonl": "read_json", "otlp": "read_json", "parquet": "read_parquet", "csv": "read_csv"}
+
+
 def expected_rows(rows: int, fmt: str) -> int:
     return rows - rows // 4 if fmt == "otlp" else rows  # every 4th OTLP span is an HTTP span, skipped
 
@@ -99,12 +104,14 @@ def write_day(root: Path, rows: int, fmt: str) -> None:
     step = -(-rows // FILES_PER_DAY)
     for k in range(FILES_PER_DAY):
         lo, hi = k * step, min(rows, (k + 1) * step)
-        target = folder / f"part-{k}.{'parquet' if fmt == 'parquet' else 'json' if fmt == 'otlp' else 'jsonl'}"
+        target = folder / f"part-{k}.{EXTENSIONS[fmt]}"
         if fmt == "otlp":
             write_otlp(con, target, lo, hi)
             continue
-        options = "FORMAT json" if fmt == "jsonl" else "FORMAT parquet"
-        con.execute(f"COPY ({ROWS_SQL}) TO '{target}' ({options})", [lo, hi])
+        rows_sql = ROWS_SQL
+        if fmt == "csv":  # as exports write it: the `features` object as a JSON cell
+            rows_sql = f"SELECT * REPLACE (to_json(features)::VARCHAR AS features) FROM ({ROWS_SQL})"
+        con.execute(f"COPY ({rows_sql}) TO '{target}' ({OPTIONS[fmt]})", [lo, hi])
 
 
 def pipeline_code(root: Path, memory_limit: str | None) -> str:
@@ -122,7 +129,7 @@ RESULT = {{'seconds': time.perf_counter() - t, 'rows_loaded': s.rows_loaded}}
 
 
 def bare_code(root: Path, fmt: str) -> str:
-    reader = "read_json" if fmt in ("jsonl", "otlp") else "read_parquet"
+    reader = READERS[fmt]
     glob = str(root / "landing" / "inference" / f"dt={DT}" / "*")
     select = f"SELECT * FROM {reader}('{glob}')"
     if fmt == "otlp":  # the spans, as DuckDB's JSON reader sees them: resourceSpans -> scopeSpans -> spans
@@ -141,7 +148,7 @@ RESULT = {{'seconds': time.perf_counter() - t, 'rows_loaded': con.execute({count
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--formats", nargs="+", default=["jsonl", "parquet", "otlp"])
+    parser.add_argument("--formats", nargs="+", default=["jsonl", "parquet", "csv", "otlp"], choices=list(EXTENSIONS))
     parser.add_argument("--memory-limit", help="DuckDB memory_limit for the pipeline side, e.g. 3GB")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).parent / ".work")
     args = parser.parse_args()
