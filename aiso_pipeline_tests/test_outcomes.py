@@ -124,6 +124,22 @@ def test_late_feedback_on_an_older_call_is_outside_the_window_not_unknown(data):
     assert "1 unknown request_id, 1 outside the window" in got["outcomes_unattributed_events"][3]
 
 
+def test_a_call_loaded_late_into_the_look_back_counts_its_event_again(data):
+    """The checks' look-back partitions are among their inputs: once the call an `unknown_request_id` event named
+    is loaded into an older day, the day's checks are computed again and the event is late feedback."""
+    day3 = "2025-06-04"
+    load(data, {D: [inference("old", user_id="u1")], day3: [inference("r3", user_id="u3")]},
+         {day3: [product("ghost", request_id="logged-late", user_id="u3", timestamp="2025-06-04T12:00:00Z")]})
+    build(data, dt=day3)
+    assert checks(data, dt=day3)["outcomes_unknown_request_id"][:3] == (False, "WARN", 1)
+    land(data, "inference", D, "late.jsonl", [inference("logged-late", user_id="u9")])
+    ingest(data, "inference", D)
+    build(data, dt=day3)
+    got = checks(data, dt=day3)
+    assert got["outcomes_unknown_request_id"][:3] == (True, "WARN", 0)
+    assert "0 unknown request_id, 1 outside the window" in got["outcomes_unattributed_events"][3]
+
+
 def test_late_event_reopens_a_closed_looking_partition(data):
     load(data, {D: [inference("r1", user_id="u1", timestamp="2025-06-01T22:00:00Z")]},
          {D: [product("m0", user_id="other")], D1: [product("m1", user_id="other", timestamp="2025-06-02T12:00:00Z")],
