@@ -18,9 +18,10 @@ from aiso_pipeline.ingest import render, sources
 from aiso_pipeline.ingest.landing import container, partition_files, preview
 from aiso_pipeline.ingest.prices import load_model_candidates, load_prices
 from aiso_pipeline.ingest.settings import load_settings
-from aiso_pipeline.ingest.stage import NotData, drop_segments, stage
+from aiso_pipeline.ingest.stage import (NotData, drop_segments, has_columns, json_lines, stage, typed_lines,
+                                        typed_payloads)
 
-TEMP_TABLES = ("_staged", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
+TEMP_TABLES = ("_staged", "_staged_cols", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
                "_prices", "_inherited", "_model_candidates", "_staged_rejects", "_segment_rejects",
                "_reject_errors", "_reject_scans")
 
@@ -52,11 +53,11 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
         con.execute(statement)
     created = set()
 
-    def parser(source: sources.Source) -> str:  # a source's macro, created when a file is first read as it
-        if source.name not in created:
-            con.execute(render.render_source(source.name))
-            created.add(source.name)
-        return render.macro_name(source)
+    def parser(source: sources.Source, columns: bool = False) -> str:  # a source's macro, made when first needed
+        if (source.name, columns) not in created:
+            con.execute(render.render_source(source.name, columns))
+            created.add((source.name, columns))
+        return render.macro_name(source, columns)
 
     con.execute(f"CREATE OR REPLACE TEMP TABLE _parsed AS FROM {parser(sources.fallback(stream))}(NULL, NULL) LIMIT 0")
     # One file at a time: its records are staged (_staged, numbered by the view _lines), its source recognized from
@@ -74,8 +75,14 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                     bomb(con, f, settings.max_compression_ratio)
                 source = recognize(con, stream)
                 read_as[f.source_file] = source.name
-                (rows,) = con.execute(f"INSERT INTO _parsed FROM {parser(source)}(?, ?)",
+                # a columnar file whose source reads flat names: parsed from its columns (render.TypedRecords)
+                columns = has_columns(c) and typed_lines(con, source)
+                if has_columns(c) and not columns:
+                    json_lines(con)
+                (rows,) = con.execute(f"INSERT INTO _parsed FROM {parser(source, columns)}(?, ?)",
                                       [f.source_file, settings.naive_timezone]).fetchone()
+                if columns:
+                    typed_payloads(con, f.source_file)
                 # lines the reader could not read (bad bytes, over the size, ragged CSV rows): each its own row
                 (rejected,) = con.execute("""INSERT INTO _parsed BY NAME
                                              SELECT ?::VARCHAR AS source_file, line_number, 1 AS record_number,
@@ -89,6 +96,9 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 problem = f"unreadable_file: {str(e).splitlines()[0].replace(str(f.path), f.source_file)}"
         if problem:
             file_errors[f.source_file] = problem
+        con.execute("DROP VIEW IF EXISTS _typed_lines")
+        con.execute("DROP VIEW IF EXISTS _lines")  # may read _staged_cols
+        con.execute("DROP TABLE IF EXISTS _staged_cols")  # a Parquet file's columns: not needed past its parse
     con.execute("DROP VIEW IF EXISTS _lines")
     con.execute("DROP TABLE IF EXISTS _staged")  # the last file's text: not needed past the parse
     drop_segments(con)

@@ -265,6 +265,36 @@ class OtlpRecords:
                 f"[{extras}]) END")
 
 
+class TypedRecords(JsonRecords):
+    """Rows of a columnar file (Parquet) whose columns stage.typed_lines() has already put in the struct `v` that
+    JsonRecords parses each JSON line into: the same text per value (strings as they are, other values as their
+    JSON), so typing, rules and reasons are the JSON path's, without writing each row as JSON and parsing it back.
+    `attrs` is the columns the source does not read whole, as JSON, built from the file's schema; a row's JSON
+    payload is only made for the rows that are quarantined (engine.py). Only for sources whose every path is
+    read from `v` (no wildcard path, which reads the JSON text again)."""
+
+    def records_sql(self) -> str:
+        return """lines AS (
+    SELECT line_number, v, attrs FROM _typed_lines
+), records AS (
+    SELECT line_number, 1 AS record_number, NULL::VARCHAR AS payload, v, attrs,
+           true AS is_object, true AS valid_json, NULL::VARCHAR AS structure_problem
+    FROM lines
+)"""
+
+    def attributes_sql(self) -> str:
+        return "attrs"
+
+    def read_whole(self) -> list[str]:
+        """The top-level keys the source reads whole (JsonRecords.attributes_sql leaves them out of `attributes`)."""
+        return sorted({keys[0] for keys in self.index if len(keys) == 1})
+
+
+def typed_eligible(source: Source) -> bool:
+    """Whether a source's rows can be read from typed columns (TypedRecords) instead of JSON text."""
+    return source.record == "json" and not JsonRecords(source).wildcards
+
+
 READERS = {"json": JsonRecords, "otlp": OtlpRecords}
 
 
@@ -433,15 +463,16 @@ def row_shape(stream: Stream) -> list[tuple[str, str]]:
     return head + body + [("attributes", "JSON")]
 
 
-def macro_name(source: Source) -> str:
-    return f"_rows_{source.name}"
+def macro_name(source: Source, columns: bool = False) -> str:
+    return f"_rows_{source.name}" + ("_columns" if columns else "")
 
 
 @cache
-def render_source(name: str) -> str:
+def render_source(name: str, from_columns: bool = False) -> str:
+    """The source's parse macro; `from_columns`: over the columns of a columnar file (TypedRecords), not JSON text."""
     source = next(s for s in sources() if s.name == name)
     stream = streams()[source.stream]
-    reader = READERS[source.record](source)
+    reader = TypedRecords(source) if from_columns else READERS[source.record](source)
     # timestamps without a zone: the source's documented zone, else the data directory's setting, else rejected
     zone = q(source.naive_timezone) if source.naive_timezone else "naive_zone"
     raws, typed, problems = [], [], []
@@ -473,7 +504,7 @@ def render_source(name: str) -> str:
     raws_sql = ",\n           ".join(raws)
     dedup = ident(stream.fields[stream.dedup_key].col)
     return f"""-- Rendered by aiso_pipeline/ingest/render.py from ingest/sources/{source.file} and fields.yaml: do not edit.
-CREATE OR REPLACE TEMP MACRO {macro_name(source)}(source_file, naive_zone) AS TABLE
+CREATE OR REPLACE TEMP MACRO {macro_name(source, from_columns)}(source_file, naive_zone) AS TABLE
 WITH {reader.records_sql()}, picked AS (
     SELECT records.*, {keep} AS keep,
            {raws_sql}

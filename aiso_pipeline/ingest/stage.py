@@ -1,6 +1,8 @@
 """Stage one landing file as records of JSON text (`_staged`, numbered by the view `_lines`), whatever its
 container: JSON lines, a JSON document, Parquet or CSV, plain, gzip or zstd (ingest/landing.py tells which from the
-bytes). Every source's parse then reads `_lines` (ingest/render.py). DuckDB-specific: the readers and their options.
+bytes). Every source's parse then reads `_lines` (ingest/render.py), except a Parquet file read as a source of flat
+names: its columns are staged as they are (`_staged_cols`) and parsed from them (typed_lines), with no JSON round
+trip. DuckDB-specific: the readers and their options.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import duckdb
 
 from aiso_pipeline import warehouse
 from aiso_pipeline.config import literal
-from aiso_pipeline.ingest import sources
+from aiso_pipeline.ingest import render, sources
 from aiso_pipeline.ingest.landing import CONTAINERS, Container, LandingFile
 from aiso_pipeline.ingest.render import ident, q
 
@@ -122,7 +124,10 @@ def _unframe(source: Path, target: Path) -> None:
 
 
 def _stage_parquet(con, path: str) -> None:
-    """Each row as a JSON object (nested structs stay nested); line_number is the 1-based row."""
+    """The file's columns as they are (`_staged_cols`: one read; timestamps without a zone as text with a Z, NaN as
+    absent), and each row as a JSON object in the view `_lines` (nested structs stay nested; line_number is the
+    1-based row), which the recognizer reads a few rows of. The parse then reads the columns (typed_lines) or, for
+    a source that needs JSON text, the rows as JSON (json_lines)."""
     reader = "read_parquet(?, hive_partitioning = false)"  # no `dt` column from the dt= folder name
     columns = con.execute(f"DESCRIBE SELECT * FROM {reader}", [path]).fetchall()
 
@@ -133,8 +138,56 @@ def _stage_parquet(con, path: str) -> None:
             return f"CASE WHEN isnan({ident(name)}) THEN NULL ELSE {ident(name)} END AS {ident(name)}"
         return ident(name)
     select = ", ".join(column(name, kind) for name, kind, *_ in columns)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS
-                    SELECT to_json(t)::VARCHAR AS payload FROM (SELECT {select} FROM {reader}) AS t""", [path])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _staged_cols AS SELECT {select} FROM {reader}", [path])
+    con.execute("""CREATE OR REPLACE TEMP VIEW _lines AS
+                   SELECT rowid + 1 AS line_number, to_json(t)::VARCHAR AS payload FROM _staged_cols AS t""")
+
+
+def has_columns(c: Container) -> bool:
+    """Whether stage() left the file's columns in `_staged_cols` (typed_lines can read them)."""
+    return c.format == "parquet" and c.compression == "none"
+
+
+def typed_lines(con: duckdb.DuckDBPyConnection, source: sources.Source) -> bool:
+    """`_typed_lines` (line_number, v, attrs) over `_staged_cols` for the source's typed parse (render.TypedRecords):
+    `v` holds each name the source reads as the JSON path would give it (a string as it is, any other value as its
+    JSON text; a column the file lacks is NULL), `attrs` the columns it does not read whole, as a JSON object. False
+    (nothing made) when the source reads a nested path or a wildcard: then json_lines() and the JSON parse."""
+    if not render.typed_eligible(source):
+        return False
+    reader = render.TypedRecords(source)
+    if any(kind != "VARCHAR" for kind in reader.shape.values()):  # a nested path: the JSON parse decides its types
+        return False
+    kinds = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _staged_cols)").fetchall())
+
+    def text(name: str) -> str:
+        if name not in kinds:
+            return "NULL::VARCHAR"
+        if kinds[name] == "VARCHAR":
+            return ident(name)
+        # what json_transform gives for its JSON: a number or an object as its JSON text, a string (a timestamp
+        # with a zone, a date, a UUID...) unquoted
+        return f"json_extract_string(to_json({ident(name)}), '$')"
+    v = ", ".join(f"{ident(name)} := {text(name)}" for name in reader.shape)
+    whole = set(reader.read_whole())
+    rest = [name for name in kinds if name not in whole]
+    attrs = f"to_json(struct_pack({', '.join(f'{ident(n)} := {ident(n)}' for n in rest)}))" if rest else "NULL::JSON"
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW _typed_lines AS
+                    SELECT rowid + 1 AS line_number, struct_pack({v}) AS v, {attrs} AS attrs FROM _staged_cols""")
+    return True
+
+
+def typed_payloads(con: duckdb.DuckDBPyConnection, source_file: str) -> None:
+    """The JSON payload of the file's quarantined rows (a typed parse leaves it NULL for every row)."""
+    con.execute("""UPDATE _parsed AS p SET payload = to_json(s.r)::VARCHAR
+                   FROM (SELECT rowid + 1 AS line_number, t AS r FROM _staged_cols AS t) AS s
+                   WHERE p.source_file = ? AND p.reason IS NOT NULL AND p.payload IS NULL
+                     AND p.line_number = s.line_number""", [source_file])
+
+
+def json_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """Each staged column row as JSON text in `_staged`, numbered by `_lines`, for the JSON parse."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _staged AS SELECT to_json(t)::VARCHAR AS payload FROM _staged_cols AS t")
     con.execute("CREATE OR REPLACE TEMP VIEW _lines AS SELECT rowid + 1 AS line_number, payload FROM _staged")
 
 
