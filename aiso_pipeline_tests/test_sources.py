@@ -439,11 +439,13 @@ def test_otlp_as_the_collectors_legacy_zstd_path_writes_it(priced):
     assert set(loaded_inferences(priced)) == {r["request_id"] for r in want["rows"]}
 
 
-def test_a_parquet_file_parsed_from_its_columns_loads_as_its_rows_as_json_lines(tmp_path):
-    """Parquet is parsed from its columns (render.TypedRecords), not written as JSON and parsed back; the result is
-    the JSON parse's, row for row: the same values, `attributes`, quarantine reasons and payloads. Rows cover NaN,
-    a naive timestamp and one with a zone, integers stored as doubles, aliases, nulls, a nested object, and
-    undeclared columns (a struct, a decimal, a date)."""
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_columnar_file_parsed_from_its_cells_loads_as_its_rows_as_json_lines(tmp_path, fmt):
+    """Parquet and CSV are parsed from their cells (render.TypedRecords), not written as JSON and parsed back; the
+    result is the JSON parse's, row for row: the same values, `attributes`, quarantine reasons and payloads. Rows
+    cover NaN, a naive timestamp and one with a zone, integers stored as doubles, aliases, nulls, a nested object,
+    and undeclared columns (a struct, a decimal, a date). A CSV cell is text, or the JSON it holds when it opens
+    with { or [ (the JSON lines here are written so, independently of the pipeline)."""
     import duckdb
 
     from aiso_pipeline.config import data_dir
@@ -452,7 +454,8 @@ def test_a_parquet_file_parsed_from_its_columns_loads_as_its_rows_as_json_lines(
         SELECT 'r' || i AS request_id,
                CASE WHEN i % 13 = 7 THEN NULL ELSE TIMESTAMP '2026-03-10 09:00:00' + to_seconds(i) END AS "timestamp",
                TIMESTAMPTZ '2026-03-10 09:30:00+00' + to_seconds(i) AS start_time,  -- the alias, with a zone
-               CASE WHEN i % 11 = 5 THEN NULL ELSE ['gpt-4o', 'claude-3-5-sonnet'][1 + i % 2] END AS model,
+               CASE WHEN i % 11 = 5 THEN NULL WHEN i = 12 THEN '[ "gpt-4o" ]'  -- CSV: read as its JSON
+                    ELSE ['gpt-4o', 'claude-3-5-sonnet'][1 + i % 2] END AS model,
                CASE WHEN i % 7 = 3 THEN 10.5 ELSE 10.0 + i END AS input_tokens,  -- 10.5: not an integer
                CASE WHEN i % 5 = 0 THEN NULL ELSE 3 + i END AS "gen_ai.usage.output_tokens",
                CASE WHEN i % 6 = 1 THEN 'nan'::DOUBLE WHEN i % 6 = 2 THEN 1.5 ELSE i / 40 END AS confidence,
@@ -463,34 +466,52 @@ def test_a_parquet_file_parsed_from_its_columns_loads_as_its_rows_as_json_lines(
                {'build': i, 'tags': ['a', 'b']} AS meta, (i / 8)::DECIMAL(6, 2) AS price, DATE '2026-03-10' AS day
         FROM range(40) AS t(i)"""
     roots = {}
-    for fmt in ("parquet", "jsonl"):
-        d = data_dir(tmp_path / fmt)
+    for kind in (fmt, "jsonl"):
+        d = data_dir(tmp_path / kind)
         folder = d.partition_dir("inference", DT)
         folder.mkdir(parents=True)
         d.landing("product").mkdir(parents=True)
         d.reference.mkdir(parents=True)
         d.prices.write_text(PRICES)
-        roots[fmt] = d
-    parquet = roots["parquet"].partition_dir("inference", DT) / "calls.parquet"
+        roots[kind] = d
+    landed = roots[fmt].partition_dir("inference", DT) / f"calls.{fmt}"
+    jsonl = roots["jsonl"].partition_dir("inference", DT) / "calls.jsonl"
     con = duckdb.connect()
-    con.execute(f"COPY ({rows}) TO '{parquet}' (FORMAT parquet)")
-    # the same rows as JSON lines, as a JSON export would write them (a naive timestamp in UTC with its Z)
-    con.execute(f"""COPY (SELECT * REPLACE (strftime("timestamp", '%Y-%m-%dT%H:%M:%S.%fZ') AS "timestamp",
-                                            CASE WHEN isnan(confidence) THEN NULL ELSE confidence END AS confidence)
-                          FROM read_parquet('{parquet}', hive_partitioning = false))
-                    TO '{roots["jsonl"].partition_dir("inference", DT) / "calls.jsonl"}' (FORMAT json)""")
+    if fmt == "parquet":
+        con.execute(f"COPY ({rows}) TO '{landed}' (FORMAT parquet)")
+        # the same rows as JSON lines, as a JSON export would write them (a naive timestamp in UTC with its Z)
+        con.execute(f"""COPY (SELECT * REPLACE (strftime("timestamp", '%Y-%m-%dT%H:%M:%S.%fZ') AS "timestamp",
+                                                CASE WHEN isnan(confidence) THEN NULL ELSE confidence END AS confidence)
+                              FROM read_parquet('{landed}', hive_partitioning = false))
+                        TO '{jsonl}' (FORMAT json)""")
+    else:
+        con.execute(f"""COPY (SELECT * REPLACE (replace(to_json(features)::VARCHAR, ',', ', ') AS features,
+                                                to_json(meta)::VARCHAR AS meta,
+                                                strftime("timestamp", '%Y-%m-%dT%H:%M:%SZ') AS "timestamp")
+                              FROM ({rows})) TO '{landed}' (FORMAT csv, HEADER)""")
+        cells = con.execute(f"SELECT * FROM read_csv('{landed}', all_varchar = true, hive_partitioning = false) "
+                            "LIMIT 0").description
+        members = ", ".join(f"\"{c}\" := CASE WHEN regexp_matches(\"{c}\", '^\\s*[{{\\[]') THEN json(\"{c}\") "
+                            f"ELSE to_json(\"{c}\") END" for c, *_ in cells)
+        with open(jsonl, "w") as out:
+            for (line,) in con.execute(f"SELECT to_json(struct_pack({members})) FROM read_csv('{landed}', "
+                                       f"all_varchar = true, hive_partitioning = false)").fetchall():
+                out.write(line + "\n")
     got = {}
-    for fmt, d in roots.items():
+    for kind, d in roots.items():
         s = ingest(d, "inference", DT)
-        got[fmt] = (
+        header = 1 if kind == "csv" else 0  # a CSV file's line 1 is its header
+        got[kind] = (
             s.rows_loaded, s.quarantine_reasons,
-            query(d, "SELECT * EXCLUDE (source_file, loaded_at) FROM raw.inference_events ORDER BY request_id"),
-            query(d, "SELECT line_number, reason, payload FROM quality.quarantine ORDER BY line_number"))
-    assert got["parquet"][0] == 40 - len(got["parquet"][3]) and 0 < len(got["parquet"][3]) < 40
-    assert {r.split(":")[0] for r in got["parquet"][1]} >= {"invalid_type", "out_of_range", "missing_required_key"}
-    for a, b in zip(got["parquet"][2], got["jsonl"][2]):
+            query(d, f"""SELECT * EXCLUDE (source_file, loaded_at) REPLACE (line_number - {header} AS line_number)
+                         FROM raw.inference_events ORDER BY request_id"""),
+            query(d, f"SELECT line_number - {header}, reason, payload FROM quality.quarantine ORDER BY line_number"))
+    assert got[fmt][0] == 40 - len(got[fmt][3]) and 0 < len(got[fmt][3]) < 40
+    assert ({part.split(":")[0] for r in got[fmt][1] for part in r.split("; ")}
+            >= {"invalid_type", "out_of_range", "missing_required_key"})
+    for a, b in zip(got[fmt][2], got["jsonl"][2]):
         assert a == b, [(i, x, y) for i, (x, y) in enumerate(zip(a, b)) if x != y]
-    assert got["parquet"][:3] == got["jsonl"][:3]
-    for (line, reason, payload), (line_j, reason_j, payload_j) in zip(got["parquet"][3], got["jsonl"][3]):
+    assert got[fmt][:3] == got["jsonl"][:3]
+    for (line, reason, payload), (line_j, reason_j, payload_j) in zip(got[fmt][3], got["jsonl"][3]):
         assert (line, reason) == (line_j, reason_j)
         assert json.loads(payload) == json.loads(payload_j)  # the row, as JSON

@@ -21,9 +21,9 @@ from aiso_pipeline.ingest.settings import load_settings
 from aiso_pipeline.ingest.stage import (NotData, drop_segments, has_columns, json_lines, stage, typed_lines,
                                         typed_payloads)
 
-TEMP_TABLES = ("_staged", "_staged_cols", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates", "_loaded", "_price_intervals",
-               "_prices", "_inherited", "_model_candidates", "_staged_rejects", "_segment_rejects",
-               "_reject_errors", "_reject_scans")
+TEMP_TABLES = ("_staged", "_staged_cols", "_staged_json", "_files", "_parsed", "_batch_keys", "_seen", "_duplicates",
+               "_loaded", "_price_intervals", "_prices", "_inherited", "_model_candidates", "_staged_rejects",
+               "_segment_rejects", "_reject_errors", "_reject_scans")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 source = recognize(con, stream)
                 read_as[f.source_file] = source.name
                 # a columnar file whose source reads flat names: parsed from its columns (render.TypedRecords)
-                columns = has_columns(c) and typed_lines(con, source)
+                columns = has_columns(c) and typed_lines(con, source, c)
                 if has_columns(c) and not columns:
                     json_lines(con)
                 (rows,) = con.execute(f"INSERT INTO _parsed FROM {parser(source, columns)}(?, ?)",
@@ -96,9 +96,10 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
                 problem = f"unreadable_file: {str(e).splitlines()[0].replace(str(f.path), f.source_file)}"
         if problem:
             file_errors[f.source_file] = problem
-        con.execute("DROP VIEW IF EXISTS _typed_lines")
-        con.execute("DROP VIEW IF EXISTS _lines")  # may read _staged_cols
-        con.execute("DROP TABLE IF EXISTS _staged_cols")  # a Parquet file's columns: not needed past its parse
+        for view in ("_typed_lines", "_lines", "_cells"):  # the file's cells and text: not needed past its parse
+            con.execute(f"DROP VIEW IF EXISTS {view}")
+        for table in ("_staged_cols", "_staged_json"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     con.execute("DROP VIEW IF EXISTS _lines")
     con.execute("DROP TABLE IF EXISTS _staged")  # the last file's text: not needed past the parse
     drop_segments(con)
@@ -131,7 +132,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, data: DataDir, stream: str,
 def bomb(con: duckdb.DuckDBPyConnection, f, max_ratio: float) -> None:
     """A compressed file whose staged text is more than `max_ratio` times its size is a compression bomb:
     quarantined whole before its (many) lines are parsed."""
-    (expanded,) = con.execute("SELECT coalesce(sum(length(payload) + 1), 0) FROM _staged").fetchone()
+    (expanded,) = con.execute("SELECT coalesce(sum(length(payload) + 1), 0) FROM _lines").fetchone()
     if expanded > max_ratio * max(f.bytes, 1):
         raise NotData(f"compression_bomb: {f.bytes:,} bytes expand to {expanded:,} ({expanded / max(f.bytes, 1):,.0f}x, "
                       f"more than max_compression_ratio {max_ratio:g} in reference/ingest.yaml)")

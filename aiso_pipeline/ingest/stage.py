@@ -82,23 +82,25 @@ def _rejects(con, offset: int) -> list[tuple[int, str, str]]:
     return con.execute("SELECT line_number, reason, payload FROM _segment_rejects").fetchall()
 
 
-def _number(con, segments: list[tuple[str, int, list]]) -> None:
-    """_lines over staged segments (table, its first line's number, the rejects among its lines): rowid n of a
+def _number(con, segments: list[tuple[str, int, list]], view: str = "_lines", select=None) -> None:
+    """`view` (line_number, then `select(s)`: the segment's columns read through the alias `s`; default its
+    payload) over staged segments (table, its first line's number, the rejects among its lines). Rowid n of a
     segment is line first + n, moved past every rejected line before it (a reject is no row of the table)."""
+    select = select or (lambda s: f"{s}.payload")
     views = []
     for i, (table, first, rejects) in enumerate(segments):
         lines = sorted(r[0] for r in rejects)
         if not lines:
-            views.append(f"SELECT rowid + {first} AS line_number, payload FROM {table}")
+            views.append(f"SELECT s.rowid + {first} AS line_number, {select('s')} FROM {table} AS s")
             continue
         # the i-th reject (1-based) at line r passes every row whose line without rejects, rowid + first, is past
         # r - i: the offset of a row is the largest i with r_i - i < rowid + first
         offsets = ", ".join(f"({r - (k + 1)}, {k + 1})" for k, r in enumerate(lines))
-        views.append(f"""SELECT s.rowid + {first} + coalesce(o.n, 0) AS line_number, s.payload
-                         FROM (SELECT rowid, payload FROM {table}) AS s
+        views.append(f"""SELECT s.rowid + {first} + coalesce(o.n, 0) AS line_number, {select('s')}
+                         FROM {table} AS s
                          ASOF LEFT JOIN (SELECT adj, max(n) AS n FROM (VALUES {offsets}) AS v(adj, n) GROUP BY adj) AS o
                            ON s.rowid + {first} > o.adj""")
-    con.execute("CREATE OR REPLACE TEMP VIEW _lines AS " + "\nUNION ALL\n".join(views))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS " + "\nUNION ALL\n".join(views))
 
 
 def _unframe(source: Path, target: Path) -> None:
@@ -124,10 +126,10 @@ def _unframe(source: Path, target: Path) -> None:
 
 
 def _stage_parquet(con, path: str) -> None:
-    """The file's columns as they are (`_staged_cols`: one read; timestamps without a zone as text with a Z, NaN as
-    absent), and each row as a JSON object in the view `_lines` (nested structs stay nested; line_number is the
-    1-based row), which the recognizer reads a few rows of. The parse then reads the columns (typed_lines) or, for
-    a source that needs JSON text, the rows as JSON (json_lines)."""
+    """The file's columns as they are (`_staged_cols`; in the view `_cells` as the struct `c`, numbered by the
+    1-based row; a timestamp without a zone as text with a Z, NaN as absent), each row as a JSON object in the view
+    `_lines` (nested structs stay nested), which the recognizer reads a few rows of. The parse then reads the
+    columns (typed_lines) or, for a source that needs JSON text, the rows as JSON (json_lines)."""
     reader = "read_parquet(?, hive_partitioning = false)"  # no `dt` column from the dt= folder name
     columns = con.execute(f"DESCRIBE SELECT * FROM {reader}", [path]).fetchall()
 
@@ -139,60 +141,91 @@ def _stage_parquet(con, path: str) -> None:
         return ident(name)
     select = ", ".join(column(name, kind) for name, kind, *_ in columns)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _staged_cols AS SELECT {select} FROM {reader}", [path])
-    con.execute("""CREATE OR REPLACE TEMP VIEW _lines AS
-                   SELECT rowid + 1 AS line_number, to_json(t)::VARCHAR AS payload FROM _staged_cols AS t""")
+    _cells(con, [("_staged_cols", 1, [])], [name for name, *_ in columns], csv=False)
+
+
+def _json_value(x: str, csv: bool) -> str:
+    """A staged cell (the expression x) as the JSON value the row's JSON object holds: a Parquet value as itself; a
+    CSV cell as a string, or as the JSON it holds when it opens with { or [ (how exports write objects and lists)."""
+    if not csv:
+        return x
+    return (f"CASE WHEN regexp_matches({x}, '^\\s*[\\[{{]') THEN coalesce(try(json({x})), to_json({x})) "
+            f"ELSE to_json({x}) END")
+
+
+def _cells(con, segments: list[tuple[str, int, list]], names: list[str], csv: bool) -> None:
+    """`_cells` (line_number, c: the row's cells as a struct, so no column name can clash with line_number) over
+    the staged segments, and `_lines` over it: each row as a JSON object (computed where read: the recognizer's
+    few rows, the quarantined rows' payloads, or every row for a source that takes the JSON parse)."""
+    _number(con, segments, "_cells",
+            lambda s: f"struct_pack({', '.join(f'{ident(n)} := {s}.{ident(n)}' for n in names)}) AS c")
+    members = ", ".join(f"{ident(n)} := {_json_value('c.' + ident(n), csv)}" for n in names)
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW _lines AS
+                    SELECT line_number, to_json(struct_pack({members}))::VARCHAR AS payload FROM _cells""")
 
 
 def has_columns(c: Container) -> bool:
-    """Whether stage() left the file's columns in `_staged_cols` (typed_lines can read them)."""
-    return c.format == "parquet" and c.compression == "none"
+    """Whether stage() left the file's cells in `_cells` (typed_lines can read them)."""
+    return c.format in ("parquet", "csv")
 
 
-def typed_lines(con: duckdb.DuckDBPyConnection, source: sources.Source) -> bool:
-    """`_typed_lines` (line_number, v, attrs) over `_staged_cols` for the source's typed parse (render.TypedRecords):
-    `v` holds each name the source reads as the JSON path would give it (a string as it is, any other value as its
-    JSON text; a column the file lacks is NULL), `attrs` the columns it does not read whole, as a JSON object. False
-    (nothing made) when the source reads a nested path or a wildcard: then json_lines() and the JSON parse."""
+def typed_lines(con: duckdb.DuckDBPyConnection, source: sources.Source, c: Container) -> bool:
+    """`_typed_lines` (line_number, v, attrs) over `_cells` for the source's typed parse (render.TypedRecords):
+    `v` holds each name the source reads as the JSON parse would read it from the row's JSON object (a string as it
+    is, any other value as its JSON text; a column the file lacks is NULL), `attrs` the columns it does not read
+    whole, as a JSON object. False (nothing made) when the source reads a nested path or a wildcard: then
+    json_lines() and the JSON parse."""
     if not render.typed_eligible(source):
         return False
     reader = render.TypedRecords(source)
     if any(kind != "VARCHAR" for kind in reader.shape.values()):  # a nested path: the JSON parse decides its types
         return False
-    kinds = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _staged_cols)").fetchall())
+    # the cells and their types, in order (a file's column may have any name: they are fields of the struct c)
+    kinds = {name: kind for name, kind, *_ in con.execute("DESCRIBE SELECT c.* FROM _cells").fetchall()}
+    csv = c.format == "csv"
 
     def text(name: str) -> str:
+        x = "c." + ident(name)
         if name not in kinds:
             return "NULL::VARCHAR"
+        if csv:  # what json_transform gives for the cell's JSON value: the JSON a cell holds is read minified
+            return (f"CASE WHEN regexp_matches({x}, '^\\s*[\\[{{]') THEN coalesce(try(json({x}))::VARCHAR, {x}) "
+                    f"ELSE {x} END")
         if kinds[name] == "VARCHAR":
-            return ident(name)
+            return x
         # what json_transform gives for its JSON: a number or an object as its JSON text, a string (a timestamp
         # with a zone, a date, a UUID...) unquoted
-        return f"json_extract_string(to_json({ident(name)}), '$')"
+        return f"json_extract_string(to_json({x}), '$')"
     v = ", ".join(f"{ident(name)} := {text(name)}" for name in reader.shape)
     whole = set(reader.read_whole())
     rest = [name for name in kinds if name not in whole]
-    attrs = f"to_json(struct_pack({', '.join(f'{ident(n)} := {ident(n)}' for n in rest)}))" if rest else "NULL::JSON"
+    members = ", ".join(f"{ident(n)} := {_json_value('c.' + ident(n), csv)}" for n in rest)
+    attrs = f"to_json(struct_pack({members}))" if rest else "NULL::JSON"
     con.execute(f"""CREATE OR REPLACE TEMP VIEW _typed_lines AS
-                    SELECT rowid + 1 AS line_number, struct_pack({v}) AS v, {attrs} AS attrs FROM _staged_cols""")
+                    SELECT line_number, struct_pack({v}) AS v, {attrs} AS attrs FROM _cells""")
     return True
 
 
 def typed_payloads(con: duckdb.DuckDBPyConnection, source_file: str) -> None:
-    """The JSON payload of the file's quarantined rows (a typed parse leaves it NULL for every row)."""
-    con.execute("""UPDATE _parsed AS p SET payload = to_json(s.r)::VARCHAR
-                   FROM (SELECT rowid + 1 AS line_number, t AS r FROM _staged_cols AS t) AS s
-                   WHERE p.source_file = ? AND p.reason IS NOT NULL AND p.payload IS NULL
-                     AND p.line_number = s.line_number""", [source_file])
+    """The JSON payload of the file's quarantined rows (a typed parse leaves it NULL for every row), made for those
+    rows only."""
+    con.execute("""UPDATE _parsed AS p SET payload = l.payload
+                   FROM (SELECT line_number, payload FROM _lines
+                         WHERE line_number IN (SELECT line_number FROM _parsed WHERE source_file = $file
+                                               AND reason IS NOT NULL AND payload IS NULL)) AS l
+                   WHERE p.source_file = $file AND p.reason IS NOT NULL AND p.payload IS NULL
+                     AND p.line_number = l.line_number""", {"file": source_file})
 
 
 def json_lines(con: duckdb.DuckDBPyConnection) -> None:
-    """Each staged column row as JSON text in `_staged`, numbered by `_lines`, for the JSON parse."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _staged AS SELECT to_json(t)::VARCHAR AS payload FROM _staged_cols AS t")
-    con.execute("CREATE OR REPLACE TEMP VIEW _lines AS SELECT rowid + 1 AS line_number, payload FROM _staged")
+    """Every row of `_lines` as JSON text, once, for the JSON parse (which reads each several times)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _staged_json AS SELECT line_number, payload FROM _lines")
+    con.execute("CREATE OR REPLACE TEMP VIEW _lines AS SELECT line_number, payload FROM _staged_json")
 
 
 def _stage_csv(con, f: LandingFile, c: Container, stream: str, scratch: Path) -> None:
-    """Each row as a JSON object of its cells, as text; a cell holding a JSON object or array (how exports write
+    """The rows' cells as text (`_cells`, read by typed_lines), and each row as a JSON object of its cells (`_lines`);
+    a cell holding a JSON object or array (how exports write
     `features`, `properties` or `metadata`) is nested as JSON, so paths into it work as for JSON lines. The header
     and delimiter come from the sniffed first line (landing.py), never from guessing over the rows, so a ragged
     row is that row's problem: a row with more or fewer fields than the header, or bad bytes, is quarantined on its
@@ -204,9 +237,6 @@ def _stage_csv(con, f: LandingFile, c: Container, stream: str, scratch: Path) ->
     if not set(columns) & sources.top_level_keys(stream):
         raise NotData(f"unsupported_format: not {CONTAINERS} with a header naming {stream} keys")
     schema = "{" + ", ".join(f"{q(col)}: 'VARCHAR'" for col in columns) + "}"
-    cells = ", ".join(
-        f"CASE WHEN regexp_matches({ident(col)}, '^\\s*[\\[{{]') THEN coalesce(try(json({ident(col)})), "
-        f"to_json({ident(col)})) ELSE to_json({ident(col)}) END AS {ident(col)}" for col in columns)
     segments, path, compression, first = [], literal(f.path), c.compression, 2
     for i in range(MAX_SEGMENTS):
         table = f"_staged_{i}" if i else "_staged"
@@ -216,8 +246,7 @@ def _stage_csv(con, f: LandingFile, c: Container, stream: str, scratch: Path) ->
                   f"quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
                   f"max_line_size = 16777216, hive_partitioning = false, compression = {q(compression)}, "
                   f"store_rejects = true, rejects_table = '_reject_errors', rejects_scan = '_reject_scans')")
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE {table} AS
-                        SELECT to_json(t)::VARCHAR AS payload FROM (SELECT {cells} FROM {reader}) AS t""", [path])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {reader}", [path])
         rejects = _rejects(con, first - 2)
         segments.append((table, first, rejects))
         rest = con.execute("""SELECT min(line) FROM _reject_errors WHERE error_type = 'UNQUOTED VALUE'
@@ -230,7 +259,7 @@ def _stage_csv(con, f: LandingFile, c: Container, stream: str, scratch: Path) ->
         remainder = scratch / "csv-rest.csv"
         _write_tail(f.path, c.compression, swallowed_at, c.header, c.delimiter, remainder)
         path, compression, first = literal(remainder), "none", swallowed_at + 1
-    _number(con, segments)
+    _cells(con, segments, columns, csv=True)
 
 
 def _write_tail(source: Path, compression: str, after_line: int, header, delimiter: str, target: Path) -> None:
