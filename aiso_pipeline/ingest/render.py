@@ -72,9 +72,10 @@ D = DuckDBDialect
 # --- record readers: how a path of a declaration becomes an expression on one record -------------------------
 
 class JsonRecords:
-    """One JSON object per line (JSON lines, and Parquet and CSV rows staged as JSON). Every path the source reads
-    is extracted in one pass (json_transform into a struct of text values: objects and arrays as JSON text); a path
-    into a key that is also read whole, or through an array (`*`), is read from that text or the line again."""
+    """One JSON object per line (JSON lines; Parquet and CSV rows as JSON when their source reads a nested path or a
+    wildcard, else TypedRecords). Every path the source reads is extracted in one pass (json_transform into a
+    struct of text values: objects and arrays as JSON text); a path into a key that is also read whole, or through
+    an array (`*`), is read from that text or the line again."""
 
     def __init__(self, source: Source):
         self.source = source
@@ -266,7 +267,7 @@ class OtlpRecords:
 
 
 class TypedRecords(JsonRecords):
-    """Rows of a columnar file (Parquet) whose columns stage.typed_lines() has already put in the struct `v` that
+    """Rows of a Parquet or CSV file whose cells stage.typed_lines() has already put in the struct `v` that
     JsonRecords parses each JSON line into: the same text per value (strings as they are, other values as their
     JSON), so typing, rules and reasons are the JSON path's, without writing each row as JSON and parsing it back.
     `attrs` is the columns the source does not read whole, as JSON, built from the file's schema; a row's JSON

@@ -1,7 +1,7 @@
 """Stage one landing file as records of JSON text (`_staged`, numbered by the view `_lines`), whatever its
 container: JSON lines, a JSON document, Parquet or CSV, plain, gzip or zstd (ingest/landing.py tells which from the
-bytes). Every source's parse then reads `_lines` (ingest/render.py), except a Parquet file read as a source of flat
-names: its columns are staged as they are (`_staged_cols`) and parsed from them (typed_lines), with no JSON round
+bytes). Every source's parse then reads `_lines` (ingest/render.py), except a Parquet or CSV file read as a source
+of flat names: its cells are staged as they are (`_cells`) and parsed from them (typed_lines), with no JSON round
 trip. DuckDB-specific: the readers and their options.
 """
 from __future__ import annotations
