@@ -144,13 +144,17 @@ def _stage_parquet(con, path: str) -> None:
     _cells(con, [("_staged_cols", 1, [])], [name for name, *_ in columns], csv=False)
 
 
+def _opens_json(x: str) -> str:
+    """Whether a CSV cell (the expression x) opens with { or [: how exports write objects and lists."""
+    return f"regexp_matches({x}, '^\\s*[\\[{{]')"
+
+
 def _json_value(x: str, csv: bool) -> str:
     """A staged cell (the expression x) as the JSON value the row's JSON object holds: a Parquet value as itself; a
-    CSV cell as a string, or as the JSON it holds when it opens with { or [ (how exports write objects and lists)."""
+    CSV cell as a string, or as the JSON it holds when it opens with { or [."""
     if not csv:
         return x
-    return (f"CASE WHEN regexp_matches({x}, '^\\s*[\\[{{]') THEN coalesce(try(json({x})), to_json({x})) "
-            f"ELSE to_json({x}) END")
+    return f"CASE WHEN {_opens_json(x)} THEN coalesce(try(json({x})), to_json({x})) ELSE to_json({x}) END"
 
 
 def _cells(con, segments: list[tuple[str, int, list]], names: list[str], csv: bool) -> None:
@@ -189,8 +193,7 @@ def typed_lines(con: duckdb.DuckDBPyConnection, source: sources.Source, c: Conta
         if name not in kinds:
             return "NULL::VARCHAR"
         if csv:  # what json_transform gives for the cell's JSON value: the JSON a cell holds is read minified
-            return (f"CASE WHEN regexp_matches({x}, '^\\s*[\\[{{]') THEN coalesce(try(json({x}))::VARCHAR, {x}) "
-                    f"ELSE {x} END")
+            return f"CASE WHEN {_opens_json(x)} THEN coalesce(try(json({x}))::VARCHAR, {x}) ELSE {x} END"
         if kinds[name] == "VARCHAR":
             return x
         # what json_transform gives for its JSON: a number or an object as its JSON text, a string (a timestamp
@@ -224,14 +227,13 @@ def json_lines(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _stage_csv(con, f: LandingFile, c: Container, stream: str, scratch: Path) -> None:
-    """The rows' cells as text (`_cells`, read by typed_lines), and each row as a JSON object of its cells (`_lines`);
-    a cell holding a JSON object or array (how exports write
-    `features`, `properties` or `metadata`) is nested as JSON, so paths into it work as for JSON lines. The header
-    and delimiter come from the sniffed first line (landing.py), never from guessing over the rows, so a ragged
-    row is that row's problem: a row with more or fewer fields than the header, or bad bytes, is quarantined on its
-    own (the reader's rejects). An unclosed quote swallows the rest of the file into one field (RFC 4180 lets a
-    quoted field span lines): its line is quarantined and the lines after it are read again. Line 1 is the
-    header, so data rows start at line 2."""
+    """The rows' cells as text (`_cells`, read by typed_lines), and each row as a JSON object of its cells
+    (`_lines`); a cell holding a JSON object or array (how exports write `features`, `properties` or `metadata`) is
+    nested as JSON, so paths into it work as for JSON lines. The header and delimiter come from the sniffed first
+    line (landing.py), never from guessing over the rows, so a ragged row is that row's problem: a row with more or
+    fewer fields than the header, or bad bytes, is quarantined on its own (the reader's rejects). An unclosed quote
+    swallows the rest of the file into one field (RFC 4180 lets a quoted field span lines): its line is quarantined
+    and the lines after it are read again. Line 1 is the header, so data rows start at line 2."""
     drop_segments(con)
     columns = list(dict.fromkeys(c.header))  # a repeated column name is read once
     if not set(columns) & sources.top_level_keys(stream):
