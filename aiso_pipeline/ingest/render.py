@@ -292,8 +292,12 @@ class TypedRecords(JsonRecords):
 
 
 def typed_eligible(source: Source) -> bool:
-    """Whether a source's rows can be read from typed columns (TypedRecords) instead of JSON text."""
-    return source.record == "json" and not JsonRecords(source).wildcards
+    """Whether a source's rows can be read from typed columns (TypedRecords) instead of JSON text: it reads JSON
+    records by flat names only (a nested path lets the JSON parse decide its types; a wildcard reads the text)."""
+    if source.record != "json":
+        return False
+    reader = JsonRecords(source)
+    return not reader.wildcards and all(kind == "VARCHAR" for kind in reader.shape.values())
 
 
 READERS = {"json": JsonRecords, "otlp": OtlpRecords}

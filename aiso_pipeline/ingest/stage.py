@@ -182,8 +182,6 @@ def typed_lines(con: duckdb.DuckDBPyConnection, source: sources.Source, c: Conta
     if not render.typed_eligible(source):
         return False
     reader = render.TypedRecords(source)
-    if any(kind != "VARCHAR" for kind in reader.shape.values()):  # a nested path: the JSON parse decides its types
-        return False
     # the cells and their types, in order (a file's column may have any name: they are fields of the struct c)
     kinds = {name: kind for name, kind, *_ in con.execute("DESCRIBE SELECT c.* FROM _cells").fetchall()}
     csv = c.format == "csv"
